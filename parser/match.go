@@ -1,0 +1,329 @@
+package parser
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// span is where a variable's value is in the line: line[start:end].
+type span struct{ start, end int }
+
+// maxSteps bounds the candidate splits tried for one line, so that a
+// pathological line in an escape=none format costs bounded time.
+const maxSteps = 10000
+
+type failKind uint8
+
+const (
+	fNone    failKind = iota
+	fLiteral          // the literal after the value was not found
+	fSuffix           // the line does not end with the format's last literal
+	fValue            // the value is not of the variable's type
+	fBudget           // too many ways to split the line
+)
+
+// matcher finds where each variable's value is. Values are taken as short
+// as possible; when the rest of the line then does not match (a value that
+// holds its own delimiter, only possible with escape=none, or a typed value
+// that does not parse), the next occurrence of the delimiter is tried.
+type matcher struct {
+	c      *compiled
+	line   []byte
+	spans  []span
+	budget int
+
+	fk   failKind
+	fvar int
+	fpos int
+}
+
+func (m *matcher) fail(k failKind, v, pos int) {
+	if m.fk == fNone || pos > m.fpos || pos == m.fpos && k >= m.fk {
+		m.fk, m.fvar, m.fpos = k, v, pos
+	}
+}
+
+func (m *matcher) err() *ParseError {
+	e := &ParseError{Pos: m.fpos}
+	if m.fvar >= 0 && m.fvar < len(m.c.vars) {
+		e.Field = m.c.vars[m.fvar].name
+	}
+	switch m.fk {
+	case fLiteral:
+		v := &m.c.vars[m.fvar]
+		e.Reason = fmt.Sprintf("no %q after the value", v.after)
+	case fSuffix:
+		v := &m.c.vars[m.fvar]
+		if len(v.after) == 0 {
+			e.Reason = "the value does not reach the end of the line"
+		} else {
+			e.Reason = fmt.Sprintf("line does not end with %q", v.after)
+		}
+	case fValue:
+		e.Reason = "not " + kindDesc[m.c.vars[m.fvar].kind]
+	case fBudget:
+		e.Reason = "too many ways to split the line (escape=none value holding its delimiter?)"
+	default:
+		e.Reason = "does not match"
+	}
+	return e
+}
+
+var kindDesc = [...]string{
+	kString:    "a string",
+	kInt:       "an integer or -",
+	kNumber:    "a number or -",
+	kTimeLocal: "a $time_local time (02/Jan/2006:15:04:05 -0700) or -",
+	kTimeISO:   "an ISO 8601 time (2006-01-02T15:04:05+00:00) or -",
+	kMsec:      "seconds.milliseconds or -",
+	kRequest:   "a request line",
+	kListNum:   "a list of numbers (\"0.004, 0.002 : -\") or -",
+	kListInt:   "a list of integers (\"502, 200\") or -",
+	kListStr:   "a list",
+}
+
+// match matches variable i and everything after it, its value starting at
+// pos.
+func (m *matcher) match(i, pos int) bool {
+	v := &m.c.vars[i]
+	line := m.line
+	if i == len(m.c.vars)-1 {
+		end := len(line) - len(v.after)
+		if end < pos || !bytes.Equal(line[end:], v.after) {
+			m.fail(fSuffix, i, pos)
+			return false
+		}
+		if !valid(v.kind, line[pos:end]) {
+			m.fail(fValue, i, pos)
+			return false
+		}
+		m.spans[i] = span{pos, end}
+		return true
+	}
+	stop := m.stop(v, pos) // the value cannot extend past this
+	hi := stop + len(v.after)
+	if hi > len(line) {
+		hi = len(line)
+	}
+	from := pos
+	for from <= hi {
+		if m.budget <= 0 {
+			m.fail(fBudget, i, pos)
+			return false
+		}
+		m.budget--
+		idx := bytes.Index(line[from:hi], v.after)
+		if idx < 0 {
+			break
+		}
+		end := from + idx
+		from = end + 1
+		val := line[pos:end]
+		if m.c.escape == EscapeJSON && oddBackslashes(val) {
+			continue // the delimiter's first byte is escaped
+		}
+		if !valid(v.kind, val) {
+			m.fail(fValue, i, pos)
+			continue
+		}
+		m.spans[i] = span{pos, end}
+		if m.match(i+1, end+len(v.after)) {
+			return true
+		}
+	}
+	if v.kind != kString && v.kind != kRequest && stop < len(line) && !valid(v.kind, line[pos:stop]) {
+		m.fail(fValue, i, pos)
+	} else {
+		m.fail(fLiteral, i, pos)
+	}
+	return false
+}
+
+// stop returns the position of the first byte from pos that cannot be part
+// of v's value: a quote nginx would have escaped, or a byte outside a typed
+// value's alphabet. len(line) if none.
+func (m *matcher) stop(v *variable, pos int) int {
+	line := m.line
+	switch v.kind {
+	case kString, kRequest, kListStr:
+		switch m.c.escape {
+		case EscapeDefault:
+			if i := bytes.IndexByte(line[pos:], '"'); i >= 0 {
+				return pos + i
+			}
+		case EscapeJSON:
+			return pos + unescapedQuote(line[pos:])
+		}
+		return len(line)
+	case kTimeLocal, kTimeISO:
+		return len(line)
+	}
+	set := &numSet
+	if v.kind == kListNum || v.kind == kListInt {
+		set = &listSet
+	}
+	for i := pos; i < len(line); i++ {
+		if !set[line[i]] {
+			return i
+		}
+	}
+	return len(line)
+}
+
+var numSet, listSet [256]bool
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		numSet[c], listSet[c] = true, true
+	}
+	for _, c := range ".-" {
+		numSet[c], listSet[c] = true, true
+	}
+	for _, c := range ", :" {
+		listSet[c] = true
+	}
+}
+
+// unescapedQuote returns the index of the first '"' in b not escaped by a
+// backslash (JSON), or len(b).
+func unescapedQuote(b []byte) int {
+	off := 0
+	for {
+		i := bytes.IndexByte(b[off:], '"')
+		if i < 0 {
+			return len(b)
+		}
+		q := off + i
+		if !oddBackslashes(b[:q]) {
+			return q
+		}
+		off = q + 1
+	}
+}
+
+func oddBackslashes(b []byte) bool {
+	n := 0
+	for i := len(b) - 1; i >= 0 && b[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+func isDash(b []byte) bool { return len(b) == 1 && b[0] == '-' }
+
+// valid reports whether val is a value of kind k.
+func valid(k kind, val []byte) bool {
+	switch k {
+	case kString, kRequest:
+		return true
+	}
+	if isDash(val) {
+		return true
+	}
+	switch k {
+	case kInt:
+		return isDigits(val)
+	case kNumber:
+		return isNumber(val)
+	case kMsec:
+		_, ok := parseMsec(val)
+		return ok
+	case kTimeLocal:
+		_, ok := parseTimeLocal(val)
+		return ok
+	case kTimeISO:
+		_, ok := parseTimeISO(val)
+		return ok
+	case kListNum, kListInt, kListStr:
+		return validList(k, val)
+	}
+	return false
+}
+
+func isDigits(b []byte) bool {
+	if len(b) == 0 || len(b) > 19 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isNumber: digits, optionally a dot and digits.
+func isNumber(b []byte) bool {
+	if i := bytes.IndexByte(b, '.'); i >= 0 {
+		return isDigits(b[:i]) && isDigits(b[i+1:])
+	}
+	return isDigits(b)
+}
+
+// nextElem returns the first element of an upstream list and the rest
+// after its separator (", " or " : "); more is false for the last element.
+func nextElem(b []byte) (elem, rest []byte, more bool) {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case ',':
+			if i+1 < len(b) && b[i+1] == ' ' {
+				return b[:i], b[i+2:], true
+			}
+		case ' ':
+			if i+2 < len(b) && b[i+1] == ':' && b[i+2] == ' ' {
+				return b[:i], b[i+3:], true
+			}
+		}
+	}
+	return b, nil, false
+}
+
+func validList(k kind, b []byte) bool {
+	for {
+		e, rest, more := nextElem(b)
+		if len(e) == 0 {
+			return false
+		}
+		if !isDash(e) {
+			switch k {
+			case kListNum:
+				if !isNumber(e) {
+					return false
+				}
+			case kListInt:
+				if !isDigits(e) {
+					return false
+				}
+			}
+		}
+		if !more {
+			return true
+		}
+		b = rest
+	}
+}
+
+func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error) {
+	if r == nil {
+		r = new(Result)
+	}
+	r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+	if !bytes.HasPrefix(line, c.prefix) {
+		return dst, &ParseError{Field: "literal", Pos: 0, Reason: fmt.Sprintf("line does not start with %q", c.prefix)}
+	}
+	if len(c.vars) == 0 {
+		if len(line) != len(c.prefix) {
+			return dst, &ParseError{Field: "literal", Pos: len(c.prefix), Reason: "unexpected bytes after the format's text"}
+		}
+	} else {
+		if cap(r.spans) < len(c.vars) {
+			r.spans = make([]span, len(c.vars))
+		}
+		m := matcher{c: c, line: line, spans: r.spans[:len(c.vars)], budget: maxSteps}
+		if !m.match(0, len(c.prefix)) {
+			return dst, m.err()
+		}
+	}
+	return c.encode(dst, line, meta, r), nil
+}
