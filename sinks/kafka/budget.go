@@ -1,0 +1,87 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+)
+
+// budget bounds what the sink holds unacknowledged: records and key+value
+// bytes. Send acquires a whole batch's share before producing anything, so
+// it can give up (ctx) having taken nothing; the batch's last
+// acknowledgement releases it. A batch larger than the whole budget is
+// granted the whole budget, once nothing else is held.
+type budget struct {
+	mu                sync.Mutex
+	recs, bytes       int64
+	batches           int
+	maxRecs, maxBytes int64
+	wake              chan struct{} // closed and cleared by release; nil when nobody waits
+}
+
+func (b *budget) init(maxRecs, maxBytes int64) { b.maxRecs, b.maxBytes = maxRecs, maxBytes }
+
+// acquire waits until recs and bytes fit, or ctx is done. It returns what it
+// granted (recs and bytes capped at the maximum), to pass to release.
+func (b *budget) acquire(ctx context.Context, recs, bytes int64) (int64, int64, error) {
+	recs, bytes = min(recs, b.maxRecs), min(bytes, b.maxBytes)
+	b.mu.Lock()
+	for b.recs+recs > b.maxRecs || b.bytes+bytes > b.maxBytes {
+		w := b.waitCh()
+		b.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	b.recs += recs
+	b.bytes += bytes
+	b.batches++
+	b.mu.Unlock()
+	return recs, bytes, nil
+}
+
+// release returns a batch's grant.
+func (b *budget) release(recs, bytes int64) {
+	b.mu.Lock()
+	b.recs -= recs
+	b.bytes -= bytes
+	b.batches--
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
+	b.mu.Unlock()
+}
+
+// waitIdle waits until no batch holds a grant, or ctx is done.
+func (b *budget) waitIdle(ctx context.Context) error {
+	b.mu.Lock()
+	for b.batches > 0 {
+		w := b.waitCh()
+		b.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *budget) usedBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bytes
+}
+
+// waitCh returns the channel release closes; b.mu is held.
+func (b *budget) waitCh() chan struct{} {
+	if b.wake == nil {
+		b.wake = make(chan struct{})
+	}
+	return b.wake
+}

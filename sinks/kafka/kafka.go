@@ -1,0 +1,525 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+)
+
+// Record header names. Every record carries host, log_file and format; the
+// dead-letter records add log_offset and reason (and truncated, source_topic
+// where they apply).
+const (
+	HeaderHost        = "host"
+	HeaderLogFile     = "log_file"
+	HeaderFormat      = "format"
+	HeaderLogOffset   = "log_offset"
+	HeaderReason      = "reason"
+	HeaderTruncated   = "truncated"
+	HeaderSourceTopic = "source_topic"
+)
+
+// ErrRejected wraps the error passed to Done for a record the brokers
+// rejected for good when it could not be dead-lettered.
+var ErrRejected = errors.New("kafka: record rejected for good")
+
+// dlqHeadroom is what a dead-letter record keeps free for its headers and the
+// batch overhead within batch_max_bytes; longer raw lines are truncated.
+const dlqHeadroom = 8 << 10
+
+// Sink produces events to Kafka. It implements sinks.Sink.
+type Sink struct {
+	cfg     Config
+	log     *slog.Logger
+	cl      *kgo.Client
+	m       *metrics
+	budget  budget
+	promise func(*kgo.Record, error) // s.onPromise, bound once
+	host    []byte
+	dlqMax  int
+
+	closed atomic.Bool // Close was called: Send refuses new batches
+
+	// mu is held for reading around every Produce and for writing while
+	// the client is closed, so nothing is produced to a closed client.
+	mu           sync.RWMutex
+	clientClosed bool
+
+	states sync.Pool // *batchState
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// New validates cfg (after filling its defaults) and returns a sink with a
+// connected-on-demand client. It does not contact the brokers: call Check for
+// that. Metrics are registered with reg unless it is nil.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		cfg:    cfg,
+		log:    log.With("sink", "kafka"),
+		m:      newMetrics(),
+		host:   []byte(cfg.Hostname),
+		dlqMax: int(cfg.BatchMaxBytes) - dlqHeadroom,
+	}
+	s.dlqMax = max(s.dlqMax, int(cfg.BatchMaxBytes)/2)
+	s.budget.init(int64(cfg.MaxBufferedRecords), cfg.MaxBufferedBytes)
+	s.promise = s.onPromise
+
+	opts, err := s.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sinks.kafka: %w", err)
+	}
+	s.cl = cl
+	if err := s.m.register(reg, cl, &s.budget); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("sinks.kafka: registering metrics: %w", err)
+	}
+	return s, nil
+}
+
+// clientOpts are the franz-go options for the main client (and, with other
+// seeds, the clients Check uses).
+func (s *Sink) clientOpts() ([]kgo.Opt, error) {
+	c := &s.cfg
+	comp, err := codec(c.Compression)
+	if err != nil {
+		return nil, err
+	}
+	part, err := partitioner(c.Partitioner, c.BatchMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.DialTimeout(c.DialTimeout.Duration),
+		kgo.WithLogger(kgoLogger{s.log}),
+		kgo.WithHooks(hooks{s.m}),
+		// Delivery: acks=all with the idempotent producer (franz-go's
+		// default with acks=all), unlimited retries and no delivery
+		// timeout, so a broker outage is waited out, never dropped.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(0),
+		kgo.ProduceRequestTimeout(c.RequestTimeout.Duration),
+		kgo.ProducerBatchCompression(comp),
+		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
+		kgo.ProducerLinger(c.Linger.Duration),
+		kgo.RecordPartitioner(part),
+		// The sink's own budget (Send) is the backpressure; franz-go's
+		// limits are set above it so that a Produce after the budget
+		// was granted does not block. See doc.go.
+		kgo.MaxBufferedRecords(2*c.MaxBufferedRecords + 1024),
+		kgo.MaxBufferedBytes(int(2*c.MaxBufferedBytes) + 2*int(c.BatchMaxBytes)),
+	}
+	if c.TLS.on() {
+		tc, err := c.TLS.config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
+}
+
+// Name implements sinks.Sink.
+func (s *Sink) Name() string { return "kafka" }
+
+// Send implements sinks.Sink. It first waits, until ctx is done, for room in
+// the max_buffered_records / max_buffered_bytes budget for the whole batch
+// (a batch larger than the budget waits until nothing else is held). That
+// wait is the backpressure path and the only place Send blocks; if ctx ends
+// there Send returns ctx's error and has taken nothing. Once the room is
+// granted every record of the batch is handed to franz-go, with a context
+// that is never cancelled, so a batch is taken whole or not at all.
+//
+// Every event is acknowledged (Done) from franz-go's promise when the broker
+// acknowledged its record(s) with acks=all: the event's record on topic, and
+// its raw record on raw_topic when set. A line that did not parse
+// (Event.Err) goes raw to dead_letter_topic, or, without one, is
+// acknowledged at once and counted. A record the brokers reject for good is
+// dead-lettered; see doc.go.
+func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
+	if s.closed.Load() {
+		return sinks.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dlq, raw := s.cfg.DeadLetterTopic != "", s.cfg.RawTopic != ""
+	var nrecs, nbytes int64
+	for i := range b.Events {
+		ev := &b.Events[i]
+		switch {
+		case ev.Err != nil:
+			if dlq {
+				nrecs++
+				nbytes += int64(min(len(ev.Raw), s.dlqMax))
+			}
+		case raw:
+			nrecs += 2
+			nbytes += int64(len(ev.Value) + len(ev.Raw) + 2*len(ev.Key))
+		default:
+			nrecs++
+			nbytes += int64(len(ev.Value) + len(ev.Key))
+		}
+	}
+	grantedRecs, grantedBytes, err := s.budget.acquire(ctx, nrecs, nbytes)
+	if err != nil {
+		return fmt.Errorf("kafka: waiting for buffer space: %w", err)
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.clientClosed {
+		s.budget.release(grantedRecs, grantedBytes)
+		return sinks.ErrClosed
+	}
+
+	st := s.getState(b, int(nrecs))
+	st.grantedRecs, st.grantedBytes = grantedRecs, grantedBytes
+	st.start = time.Now()
+	// One extra count, dropped below, so the batch cannot complete (and
+	// st be reused) while Send still walks it.
+	st.pending.Store(int64(len(b.Events)) + 1)
+
+	var counted int
+	ri := 0
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if ev.Err != nil && !dlq {
+			counted++
+			ev.Done(nil)
+			st.eventDone()
+			continue
+		}
+		rs := &st.recs[ri]
+		ri++
+		rs.reset(st, ev)
+		if ev.Err != nil {
+			rs.role = roleInvalid
+			rs.left.Store(1)
+			s.fillDeadLetter(rs, &rs.rec, ev.Err.Error(), "")
+			s.cl.Produce(context.Background(), &rs.rec, s.promise)
+			continue
+		}
+		rs.role = roleMain
+		rs.rec.Topic = s.cfg.Topic
+		rs.rec.Key = ev.Key
+		rs.rec.Value = ev.Value
+		rs.rec.Timestamp = ev.Time
+		rs.rec.Headers = st.headers(rs.hdrs[:0])
+		rs.left.Store(1)
+		if raw {
+			rr := &st.recs[ri]
+			ri++
+			rr.reset(st, ev)
+			rr.role = roleRaw
+			rr.join = rs
+			rr.rec.Topic = s.cfg.RawTopic
+			rr.rec.Key = ev.Key
+			rr.rec.Value = ev.Raw
+			rr.rec.Timestamp = ev.Time
+			rr.rec.Headers = st.headers(rr.hdrs[:0])
+			rs.left.Store(2)
+			s.cl.Produce(context.Background(), &rs.rec, s.promise)
+			s.cl.Produce(context.Background(), &rr.rec, s.promise)
+			continue
+		}
+		s.cl.Produce(context.Background(), &rs.rec, s.promise)
+	}
+	if counted > 0 {
+		s.m.invalid.WithLabelValues("counted").Add(float64(counted))
+	}
+	st.eventDone()
+	return nil
+}
+
+// fillDeadLetter makes r the dead-letter record of rs's event: the raw line
+// (truncated to fit a batch), with headers for where it comes from and why
+// it is there. sourceTopic is the topic that rejected it, or "" for a line
+// that did not parse.
+func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, reason, sourceTopic string) {
+	ev, st := rs.ev, rs.st
+	val := ev.Raw
+	trunc := ev.Truncated
+	if len(val) > s.dlqMax {
+		val, trunc = val[:s.dlqMax], true
+	}
+	h := make([]kgo.RecordHeader, 0, 7)
+	h = st.headers(h)
+	h = append(h,
+		kgo.RecordHeader{Key: HeaderLogOffset, Value: strconv.AppendInt(nil, ev.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)})
+	if trunc {
+		h = append(h, kgo.RecordHeader{Key: HeaderTruncated, Value: []byte("true")})
+	}
+	if sourceTopic != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(sourceTopic)})
+	}
+	*r = kgo.Record{
+		Topic:     s.cfg.DeadLetterTopic,
+		Key:       ev.Key,
+		Value:     val,
+		Headers:   h,
+		Timestamp: ev.Time,
+		Context:   rs,
+	}
+}
+
+// onPromise is franz-go's promise for every record. franz-go calls promises
+// one at a time; this one never blocks: a record to reroute to the
+// dead-letter topic is produced from a new goroutine.
+func (s *Sink) onPromise(r *kgo.Record, err error) {
+	rs := r.Context.(*recState)
+	if err == nil {
+		if rs.role == roleReroute {
+			s.m.rejected.WithLabelValues(errKind(rs.cause), "dead_letter").Inc()
+		} else if rs.role == roleInvalid {
+			s.m.invalid.WithLabelValues("dead_letter").Inc()
+		}
+		rs.finish(nil)
+		return
+	}
+	kind := errKind(err)
+	s.m.errors.WithLabelValues(kind).Inc()
+	if errors.Is(err, kgo.ErrClientClosed) {
+		rs.finish(fmt.Errorf("%w: %w", sinks.ErrClosed, err))
+		return
+	}
+	ev := rs.ev
+	switch rs.role {
+	case roleMain, roleRaw:
+		if s.cfg.DeadLetterTopic != "" {
+			rs.cause = err
+			rs.causeTopic = r.Topic
+			go s.reroute(rs)
+			return
+		}
+		s.m.rejected.WithLabelValues(kind, "failed").Inc()
+		s.log.Error("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
+			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
+		rs.finish(fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err))
+	case roleInvalid:
+		s.m.invalid.WithLabelValues("failed").Inc()
+		s.log.Error("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
+			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
+		rs.finish(fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err))
+	case roleReroute:
+		s.m.rejected.WithLabelValues(errKind(rs.cause), "failed").Inc()
+		s.log.Error("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
+			"topic", rs.causeTopic, "reason", rs.cause, "dead_letter_topic", r.Topic,
+			"file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
+		rs.finish(fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
+			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err))
+	}
+}
+
+// reroute produces rs's line to the dead-letter topic after its record was
+// rejected for good. It runs on its own goroutine (never in a promise).
+func (s *Sink) reroute(rs *recState) {
+	r := new(kgo.Record)
+	s.fillDeadLetter(rs, r, "rejected by "+rs.causeTopic+": "+rs.cause.Error(), rs.causeTopic)
+	rs.role = roleReroute
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.clientClosed {
+		rs.finish(fmt.Errorf("%w (rejected by %s: %w)", sinks.ErrClosed, rs.causeTopic, rs.cause))
+		return
+	}
+	s.cl.Produce(context.Background(), r, s.promise)
+}
+
+// Close implements sinks.Sink: it refuses new batches, waits until ctx is
+// done for every event taken to be acknowledged, then closes the client,
+// which fails what is still pending (Done with an error wrapping
+// sinks.ErrClosed). It returns ctx's error if it had to give up waiting.
+func (s *Sink) Close(ctx context.Context) error {
+	s.closed.Store(true)
+	err := s.cl.Flush(ctx)
+	if err == nil {
+		// Reroutes to the dead-letter topic may start after Flush saw
+		// an empty buffer; wait for every batch to complete.
+		err = s.budget.waitIdle(ctx)
+	}
+	if err != nil {
+		s.log.Warn("closing with events not yet acknowledged; they are failed and will be sent again after restart",
+			"buffered_records", s.cl.BufferedProduceRecords(), "err", err)
+	}
+	s.mu.Lock()
+	s.clientClosed = true
+	s.mu.Unlock()
+	s.cl.Close()
+	// Closing failed every buffered record through its promise; reroutes
+	// still running find the client closed. Both complete quickly.
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if werr := s.budget.waitIdle(wctx); werr != nil {
+		s.log.Error("events still pending after the client closed", "err", werr)
+		err = errors.Join(err, werr)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: close: %w", err)
+	}
+	return nil
+}
+
+// Record roles.
+const (
+	roleMain    uint8 = iota // the parsed event, to topic
+	roleRaw                  // the line as read, to raw_topic
+	roleInvalid              // a line that did not parse, to dead_letter_topic
+	roleReroute              // a rejected main/raw record's line, to dead_letter_topic
+)
+
+// batchState is the sink's state for one batch it took. It is pooled: its
+// recs are the batch's kgo.Records, so producing allocates nothing per
+// record in the steady state.
+type batchState struct {
+	s                         *Sink
+	b                         *sinks.Batch
+	recs                      []recState
+	pending                   atomic.Int64 // events not yet Done (+1 while in Send)
+	grantedRecs, grantedBytes int64
+	start                     time.Time
+	path, format              []byte // header values, copied once per batch
+}
+
+// recState is one record and the way back to its event. Its embedded
+// context is the record's Context, which carries it through franz-go to the
+// promise; it is never cancelled, so franz-go never fails a record on it.
+type recState struct {
+	context.Context
+	rec   kgo.Record
+	st    *batchState
+	ev    *sinks.Event
+	role  uint8
+	join  *recState    // the record that owns the event's count (itself, or the main record for raw)
+	left  atomic.Int32 // on the owner: records of the event not yet complete
+	errp  atomic.Pointer[error]
+	hdrs  [3]kgo.RecordHeader
+	cause error // why a main/raw record was rerouted
+	// causeTopic is the topic that rejected it.
+	causeTopic string
+}
+
+func (rs *recState) reset(st *batchState, ev *sinks.Event) {
+	rs.Context = context.Background()
+	rs.rec = kgo.Record{Context: rs}
+	rs.st, rs.ev, rs.join = st, ev, rs
+	rs.errp.Store(nil)
+	rs.cause, rs.causeTopic = nil, ""
+}
+
+// finish completes one record of rs's event with err; the event is Done
+// once all of its records finished, with the first error.
+func (rs *recState) finish(err error) {
+	j := rs.join
+	if err != nil {
+		j.errp.CompareAndSwap(nil, &err)
+	}
+	if j.left.Add(-1) != 0 {
+		return
+	}
+	var e error
+	if p := j.errp.Load(); p != nil {
+		e = *p
+	}
+	st := rs.st
+	j.ev.Done(e)
+	st.eventDone()
+}
+
+// eventDone counts one event of the batch as Done; the last one releases the
+// budget and returns st to the pool.
+func (st *batchState) eventDone() {
+	if st.pending.Add(-1) != 0 {
+		return
+	}
+	s := st.s
+	s.m.latency.Observe(time.Since(st.start).Seconds())
+	s.budget.release(st.grantedRecs, st.grantedBytes)
+	clear(st.recs) // drop references to the agent's bytes
+	st.b = nil
+	s.states.Put(st)
+}
+
+// headers appends the common headers (host, log_file, format) to h.
+func (st *batchState) headers(h []kgo.RecordHeader) []kgo.RecordHeader {
+	return append(h,
+		kgo.RecordHeader{Key: HeaderHost, Value: st.s.host},
+		kgo.RecordHeader{Key: HeaderLogFile, Value: st.path},
+		kgo.RecordHeader{Key: HeaderFormat, Value: st.format})
+}
+
+func (s *Sink) getState(b *sinks.Batch, nrecs int) *batchState {
+	st, _ := s.states.Get().(*batchState)
+	if st == nil {
+		st = &batchState{s: s}
+	}
+	st.b = b
+	if cap(st.recs) < nrecs {
+		st.recs = make([]recState, nrecs)
+	}
+	st.recs = st.recs[:nrecs]
+	// New slices, not appended in place: records of the previous use of
+	// st are complete, but a header slice must never change under a
+	// record still held by franz-go, so fresh backing arrays are cheap
+	// insurance (two small allocations per batch).
+	st.path = []byte(b.Source.Path)
+	st.format = []byte(b.Source.Format)
+	return st
+}
+
+// kgoLogger passes franz-go's warnings and errors to slog (its info and
+// debug logs only when slog is at debug level).
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	var l slog.Level
+	switch level {
+	case kgo.LogLevelError:
+		l = slog.LevelError
+	case kgo.LogLevelWarn:
+		l = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		l = slog.LevelInfo
+	default:
+		l = slog.LevelDebug
+	}
+	k.l.Log(context.Background(), l, msg, keyvals...)
+}
