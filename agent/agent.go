@@ -1,0 +1,452 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are the agent's collaborators.
+type Options struct {
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil: no metrics registered
+	// KeyField is the event field used as the Kafka record key ("" none).
+	KeyField string
+}
+
+// input is a compiled [[inputs]] entry.
+type input struct {
+	idx         int
+	cfg         InputConfig
+	parser      *parser.Parser
+	format      string // name for record headers: the built-in name or "custom"
+	parsed      prometheus.Counter
+	parseErrors prometheus.Counter
+	longLines   prometheus.Counter
+}
+
+// Agent finds the files of every input, reads them and hands their lines to
+// the sinks; it checkpoints what every sink acknowledged. See doc.go.
+type Agent struct {
+	cfg    Config
+	inputs []*input
+	sinks  []sinks.Sink
+	log    *slog.Logger
+	reg    *Registry
+	m      *metrics
+	budget *budget
+
+	flights sync.Pool
+
+	mu         sync.Mutex
+	open       map[fileKey]*harvester
+	streams    map[*stream]struct{}
+	wg         sync.WaitGroup
+	scanNow    chan struct{}
+	scans      int
+	errLimiter rateLimiter
+}
+
+// CompileInputs compiles the format of every input; the errors name the key.
+func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]byte, error)) ([]*parser.Parser, error) {
+	var errs []error
+	out := make([]*parser.Parser, len(ins))
+	for i := range ins {
+		esc, err := parser.ParseEscape(ins[i].Escape)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("inputs[%d].escape: %w", i, err))
+			continue
+		}
+		p, err := compileFormat(ins[i].Format, esc, keyField, readFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
+			continue
+		}
+		out[i] = p
+	}
+	return out, errors.Join(errs...)
+}
+
+// New validates and prepares an agent: it opens data_dir's checkpoints and
+// compiles every input's format. It reads no file until Run.
+func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(ss) == 0 {
+		return nil, errors.New("no sink enabled: enable [sinks.kafka] or [sinks.s3]")
+	}
+	parsers, err := CompileInputs(ins, opts.KeyField, os.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	reg, _, err := OpenRegistry(cfg.DataDir, opts.Log.With("component", "checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:     cfg,
+		sinks:   ss,
+		log:     opts.Log,
+		reg:     reg,
+		budget:  newBudget(int64(cfg.MaxInFlightBytes)),
+		open:    map[fileKey]*harvester{},
+		streams: map[*stream]struct{}{},
+		scanNow: make(chan struct{}, 1),
+	}
+	a.errLimiter.every = 10 * time.Second
+	a.m = newMetrics(opts.Registerer, func() float64 {
+		t := reg.lastSaved()
+		if t.IsZero() {
+			return 0
+		}
+		return time.Since(t).Seconds()
+	})
+	for i, in := range ins {
+		name := "custom"
+		if _, ok := parser.Builtin(in.Format); ok {
+			name = in.Format
+		}
+		l := strconv.Itoa(i)
+		a.inputs = append(a.inputs, &input{
+			idx: i, cfg: in, parser: parsers[i], format: name,
+			parsed:      a.m.eventsParsed.WithLabelValues(l),
+			parseErrors: a.m.parseErrors.WithLabelValues(l),
+			longLines:   a.m.longLines.WithLabelValues(l),
+		})
+	}
+	return a, nil
+}
+
+// Run reads until ctx is done. Then it stops reading, waits for its readers
+// to hand on their last batches and returns; the caller closes the sinks
+// (which completes what is in flight) and then calls Close for the final
+// checkpoint.
+func (a *Agent) Run(ctx context.Context) error {
+	a.scan(ctx, true)
+	a.resumeRotated(ctx)
+	scanT := time.NewTicker(a.cfg.ScanInterval.Duration)
+	defer scanT.Stop()
+	cpT := time.NewTicker(a.cfg.CheckpointInterval.Duration)
+	defer cpT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.wg.Wait()
+			return nil
+		case <-scanT.C:
+			a.scan(ctx, false)
+		case <-a.scanNow:
+			a.scan(ctx, false)
+		case <-cpT.C:
+			a.saveCheckpoint()
+		}
+	}
+}
+
+// Close writes the final checkpoint. Call it after the sinks were closed.
+func (a *Agent) Close() error {
+	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
+	return a.saveCheckpoint()
+}
+
+func (a *Agent) saveCheckpoint() error {
+	if err := a.reg.Save(); err != nil {
+		a.m.checkpointErr.Inc()
+		a.log.Error("checkpoint not written; will retry (nothing is lost: lines since the last checkpoint are resent after a restart)", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Checkpoint writes the checkpoint file now (for tests and reload).
+func (a *Agent) Checkpoint() error { return a.saveCheckpoint() }
+
+func (a *Agent) wakeScan() {
+	select {
+	case a.scanNow <- struct{}{}:
+	default:
+	}
+}
+
+// scan matches every input's globs and starts a reader for each new file.
+func (a *Agent) scan(ctx context.Context, initial bool) {
+	a.scans++
+	for _, in := range a.inputs {
+		for _, pat := range in.cfg.Paths {
+			matches, _ := filepath.Glob(pat)
+			sort.Strings(matches)
+			for _, path := range matches {
+				if excluded(in.cfg.Exclude, path) {
+					continue
+				}
+				a.consider(ctx, in, path, initial, false)
+			}
+		}
+	}
+}
+
+func excluded(pats []string, path string) bool {
+	for _, p := range pats {
+		if ok, _ := filepath.Match(p, path); ok {
+			return true
+		}
+		if ok, _ := filepath.Match(p, filepath.Base(path)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// consider starts reading path unless it is already being read. rotated
+// says the file was found by identity, not by an input's glob.
+func (a *Agent) consider(ctx context.Context, in *input, path string, initial, rotated bool) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	k := keyOf(fi)
+	a.mu.Lock()
+	_, busy := a.open[k]
+	full := len(a.open) >= a.cfg.MaxOpenFiles
+	a.mu.Unlock()
+	if busy {
+		return
+	}
+	if full {
+		a.log.Warn("max_open_files reached; file waits for a free slot", "path", path, "max_open_files", a.cfg.MaxOpenFiles)
+		return
+	}
+	// Idle file fully read: nothing to do, no need to open it.
+	if e := a.reg.peek(k); e != nil && e.Offset == fi.Size() && e.FPLen >= min(fingerprintLen, int(fi.Size())) && !initial {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		a.log.Error("cannot open log file", "path", path, "err", err)
+		return
+	}
+	ofi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return
+	}
+	k = keyOf(ofi)
+	size := ofi.Size()
+	e := a.reg.lookup(k, f, size)
+	offset := int64(0)
+	switch {
+	case e != nil:
+		offset = a.reg.offsetOf(e)
+		if offset > size {
+			a.log.Warn("file is shorter than its checkpoint (truncated while we were down); reading it from the start", "path", path, "checkpoint", offset, "size", size)
+			e, offset = nil, 0
+		}
+	case initial && in.cfg.ReadFrom == "end":
+		offset = size
+	}
+	if e == nil {
+		e = &entry{Path: path, Dev: k.Dev, Ino: k.Ino, Offset: offset, Seen: time.Now()}
+		e.FP, e.FPLen, _ = fingerprint(f, size)
+	}
+	a.reg.update(func() { e.Path, e.Seen = path, time.Now() })
+	a.reg.put(e)
+
+	h := &harvester{
+		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated,
+		src:  &sinks.Source{Path: path, Input: in.idx, Format: in.format},
+		log:  a.log.With("path", path),
+		stop: make(chan struct{}),
+		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
+		buf:  make([]byte, 0, 64<<10),
+	}
+	h.lines = a.m.linesRead.WithLabelValues(path)
+	h.bytes = a.m.bytesRead.WithLabelValues(path)
+	h.lagG = a.m.lag.WithLabelValues(path)
+	h.s = a.newStream(e)
+	a.mu.Lock()
+	if _, busy := a.open[k]; busy {
+		a.mu.Unlock()
+		f.Close()
+		return
+	}
+	a.open[k] = h
+	a.m.openFiles.Set(float64(len(a.open)))
+	a.mu.Unlock()
+	h.log.Info("reading file", "offset", offset, "size", size, "rotated", rotated)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		h.run(ctx)
+		a.mu.Lock()
+		delete(a.open, k)
+		a.m.openFiles.Set(float64(len(a.open)))
+		a.mu.Unlock()
+	}()
+}
+
+// resumeRotated finds, at start, the files of checkpoints that no glob
+// matched: a file rotated (renamed) while the agent was down is found by its
+// identity in its old directory and read to its end from its checkpoint.
+func (a *Agent) resumeRotated(ctx context.Context) {
+	for _, e := range a.reg.all() {
+		k := fileKey{e.Dev, e.Ino}
+		a.mu.Lock()
+		_, busy := a.open[k]
+		a.mu.Unlock()
+		if busy {
+			continue
+		}
+		in := a.inputFor(e.Path)
+		if in == nil {
+			continue
+		}
+		dir := filepath.Dir(e.Path)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		found := false
+		for _, de := range ents {
+			info, err := de.Info()
+			if err != nil || !info.Mode().IsRegular() || keyOf(info) != k {
+				continue
+			}
+			if info.Size() <= e.Offset {
+				found = true // fully read already
+				break
+			}
+			a.log.Info("found a file rotated while the agent was down", "checkpoint_path", e.Path, "now", filepath.Join(dir, de.Name()))
+			a.consider(ctx, in, filepath.Join(dir, de.Name()), false, true)
+			found = true
+			break
+		}
+		if !found && time.Since(e.Seen) > 7*24*time.Hour {
+			a.reg.forget(e)
+		}
+	}
+}
+
+// inputFor returns the input whose globs match path (or matched it before
+// rotation: its directory and pattern).
+func (a *Agent) inputFor(path string) *input {
+	for _, in := range a.inputs {
+		for _, pat := range in.cfg.Paths {
+			if ok, _ := filepath.Match(pat, path); ok {
+				return in
+			}
+		}
+	}
+	for _, in := range a.inputs {
+		for _, pat := range in.cfg.Paths {
+			if filepath.Dir(pat) == filepath.Dir(path) {
+				return in
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) newStream(e *entry) *stream {
+	s := newStream(a.reg, e, a.log.With("path", e.Path), a.release)
+	return s
+}
+
+func (a *Agent) getFlight(src *sinks.Source) *flight {
+	fl, _ := a.flights.Get().(*flight)
+	if fl == nil {
+		fl = newFlight()
+	}
+	fl.b.Reset(src)
+	fl.arena = fl.arena[:0]
+	fl.spans = fl.spans[:0]
+	return fl
+}
+
+// release is called once per flight, in order, after every sink finished it.
+func (a *Agent) release(fl *flight) {
+	n := len(fl.b.Events)
+	if fl.err == nil {
+		for _, s := range a.sinks {
+			a.m.acked.WithLabelValues(s.Name()).Add(float64(n))
+		}
+	} else {
+		a.m.sinkErrors.WithLabelValues("any").Add(float64(n))
+	}
+	a.m.inFlight.Sub(float64(n))
+	a.budget.release(fl.cost)
+	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
+	if cap(fl.arena) <= 4*batchMaxBytes {
+		a.flights.Put(fl)
+	}
+}
+
+// send hands fl to every sink. It blocks while the in-flight budget is spent
+// (backpressure) and returns false if ctx ended first.
+func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
+	fl.cost = int64(cap(fl.arena)) + int64(len(fl.b.Events))*64
+	if err := a.budget.acquire(ctx, fl.cost); err != nil {
+		return false // not pushed: never checkpointed, read again next start
+	}
+	a.m.inFlight.Add(float64(len(fl.b.Events)))
+	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
+	s.push(fl)
+	fl.b.Arm(len(a.sinks), fl.onDone)
+	if len(fl.b.Events) == 0 {
+		fl.b.FinishEmpty()
+		return true
+	}
+	for _, sk := range a.sinks {
+		if err := sk.Send(ctx, &fl.b); err != nil {
+			for i := range fl.b.Events {
+				fl.b.Events[i].Done(err)
+			}
+		}
+	}
+	return ctx.Err() == nil
+}
+
+func (a *Agent) logParseError(in *input, path string, off int64, err error) {
+	if a.errLimiter.allow() {
+		a.log.Warn("line does not match the log_format; sent to the dead-letter path", "input", in.idx, "path", path, "offset", off, "err", err,
+			"suppressed", a.errLimiter.takeSuppressed())
+	}
+}
+
+// rateLimiter lets one log line through per period and counts the rest.
+type rateLimiter struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLimiter) allow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.last) < r.every {
+		r.suppressed++
+		return false
+	}
+	r.last = time.Now()
+	return true
+}
+
+func (r *rateLimiter) takeSuppressed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.suppressed
+	r.suppressed = 0
+	return n
+}

@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+)
+
+// Duration is a time.Duration written in TOML as a Go duration string ("5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"250ms\", \"5m\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the [agent] table.
+type Config struct {
+	Hostname      string  `toml:"hostname"`       // default: os.Hostname()
+	DataDir       string  `toml:"data_dir"`       // checkpoints and the S3 spool
+	MetricsListen *string `toml:"metrics_listen"` // "" turns it off
+	PprofListen   string  `toml:"pprof_listen"`   // "" (default) turns it off
+	LogLevel      string  `toml:"log_level"`      // debug | info | warn | error
+	LogFormat     string  `toml:"log_format"`     // text | json
+
+	// ScanInterval is how often the input globs are matched again to find
+	// new and rotated files.
+	ScanInterval Duration `toml:"scan_interval"`
+	// PollInterval is the longest a reader at the end of a file waits before
+	// it looks for new data again (it starts at a few milliseconds).
+	PollInterval Duration `toml:"poll_interval"`
+	// CheckpointInterval is how often acknowledged offsets are written.
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// ShutdownTimeout bounds the flush of both sinks on SIGTERM.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// RotateWait is how long a renamed or deleted file is kept open, read to
+	// its end, after its last growth (nginx writes to the old file until it
+	// reopens its logs on USR1).
+	RotateWait Duration `toml:"rotate_wait"`
+	// MaxLineBytes: longer lines go to the dead-letter path, truncated.
+	MaxLineBytes int `toml:"max_line_bytes"`
+	// MaxInFlightBytes bounds the bytes of events read but not yet
+	// acknowledged by every sink: reading waits beyond it.
+	MaxInFlightBytes int `toml:"max_in_flight_bytes"`
+	// MaxOpenFiles bounds the files read at once (live and rotated).
+	MaxOpenFiles int `toml:"max_open_files"`
+}
+
+// DefaultMetricsListen is the default of metrics_listen.
+const DefaultMetricsListen = "127.0.0.1:9145"
+
+// Defaults fills zero values with defaults.
+func (c *Config) Defaults() {
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/nginx-shipper"
+	}
+	if c.MetricsListen == nil {
+		s := DefaultMetricsListen
+		c.MetricsListen = &s
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	def := func(d *Duration, v time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = v
+		}
+	}
+	def(&c.ScanInterval, time.Second)
+	def(&c.PollInterval, 250*time.Millisecond)
+	def(&c.CheckpointInterval, time.Second)
+	def(&c.ShutdownTimeout, 20*time.Second)
+	def(&c.RotateWait, 30*time.Second)
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = 1 << 20
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = 16 << 20
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = 256
+	}
+}
+
+// Validate reports every problem, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, f string, a ...any) { errs = append(errs, fmt.Errorf("agent."+key+": "+f, a...)) }
+	if c.Hostname == "" {
+		bad("hostname", "must not be empty (and the machine's hostname is unknown)")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	} else if !filepath.IsAbs(c.DataDir) {
+		bad("data_dir", "must be an absolute path, got %q", c.DataDir)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "must be text or json, got %q", c.LogFormat)
+	}
+	pos := func(key string, d Duration) {
+		if d.Duration <= 0 {
+			bad(key, "must be positive, got %s", d.Duration)
+		}
+	}
+	pos("scan_interval", c.ScanInterval)
+	pos("poll_interval", c.PollInterval)
+	pos("checkpoint_interval", c.CheckpointInterval)
+	pos("shutdown_timeout", c.ShutdownTimeout)
+	pos("rotate_wait", c.RotateWait)
+	if c.MaxLineBytes < 256 {
+		bad("max_line_bytes", "must be at least 256, got %d", c.MaxLineBytes)
+	}
+	if c.MaxInFlightBytes < 1<<16 {
+		bad("max_in_flight_bytes", "must be at least 65536, got %d", c.MaxInFlightBytes)
+	}
+	if c.MaxOpenFiles < 1 {
+		bad("max_open_files", "must be at least 1, got %d", c.MaxOpenFiles)
+	}
+	return errors.Join(errs...)
+}
+
+// InputConfig is one [[inputs]] entry.
+type InputConfig struct {
+	Paths    []string `toml:"paths"`     // glob patterns
+	Exclude  []string `toml:"exclude"`   // glob patterns of paths to skip (e.g. "*.gz")
+	Format   string   `toml:"format"`    // built-in name, "nginx.conf:PATH:NAME", or a log_format string
+	Escape   string   `toml:"escape"`    // default | json | none
+	ReadFrom string   `toml:"read_from"` // beginning | end
+}
+
+// Defaults fills zero values with defaults.
+func (c *InputConfig) Defaults() {
+	if c.Format == "" {
+		c.Format = "combined"
+	}
+	if c.ReadFrom == "" {
+		c.ReadFrom = "beginning"
+	}
+}
+
+// Validate reports every problem; i is the input's index, used in key names.
+func (c *InputConfig) Validate(i int) error {
+	var errs []error
+	bad := func(key, f string, a ...any) {
+		errs = append(errs, fmt.Errorf("inputs[%d].%s: %s", i, key, fmt.Sprintf(f, a...)))
+	}
+	if len(c.Paths) == 0 {
+		bad("paths", "must list at least one glob pattern")
+	}
+	for _, p := range c.Paths {
+		if !filepath.IsAbs(p) {
+			bad("paths", "%q must be an absolute path", p)
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			bad("paths", "%q is not a valid glob: %v", p, err)
+		}
+	}
+	for _, p := range c.Exclude {
+		if _, err := filepath.Match(p, ""); err != nil {
+			bad("exclude", "%q is not a valid glob: %v", p, err)
+		}
+	}
+	if _, err := parser.ParseEscape(c.Escape); err != nil {
+		bad("escape", "%v", err)
+	}
+	switch c.ReadFrom {
+	case "beginning", "end":
+	default:
+		bad("read_from", "must be beginning or end, got %q", c.ReadFrom)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,55 @@
+// Package agent follows nginx access logs and hands every line, parsed, to
+// the sinks; it checkpoints only what every sink acknowledged.
+//
+// # Design
+//
+// The agent (the prospector) matches the inputs' globs every scan_interval
+// and starts a harvester for each file it is not reading yet. A file is
+// identified by device + inode + a fingerprint of its first 1 KiB (see
+// registry.go), never by its name: a renamed file is the same file, and an
+// inode reused after a delete is not.
+//
+// A harvester reads its file through the descriptor it opened, with pread at
+// explicit offsets, in 256 KiB chunks. Each complete line (ending in '\n')
+// becomes an event carrying its byte offset; a partial last line waits for
+// its newline. Lines are parsed straight into the arena of a batch
+// (sinks.Batch plus its bytes, a "flight") of up to 2048 lines or 1 MiB, so
+// the hot path makes no per-line allocation, channel send or syscall.
+//
+// At the end of the file the harvester hands on its batch and polls, backing
+// off from 2 ms to poll_interval. It then checks the file: a size below the
+// read position is a truncation (copytruncate: read again from 0 under a new
+// checkpoint entry); a path that now names another inode, or none, is a
+// rename or delete: the harvester keeps reading the old file through its
+// descriptor (nginx writes there until it reopens its logs on USR1) and lets
+// it go only after it stayed idle for rotate_wait. The new file under the
+// name is found by the next scan, which the rotation triggers at once.
+//
+// # Acknowledgement and checkpoints
+//
+// Every batch goes to every enabled sink (sinks.Sink.Send). Each sink calls
+// Done exactly once per event; the batch counts down (one atomic add) and,
+// at zero, completes. Each reading of a file is a stream: an ordered queue of
+// its batches. When a batch completes, the stream advances the file's
+// checkpoint entry to the end of the longest run of completed batches at the
+// head of the queue: the highest contiguous offset acknowledged by every
+// sink. A batch that a sink failed for good stops the stream's checkpoint
+// there; its lines are read again after a restart, never skipped.
+//
+// The checkpoint file (data_dir/checkpoints.json) is written every
+// checkpoint_interval and at shutdown: temp file, fsync, rename, fsync of
+// the directory. A corrupt file is moved aside, never trusted.
+//
+// # Backpressure
+//
+// The bytes of batches sent and not yet completed are bounded by
+// max_in_flight_bytes: a harvester waits for room before it sends. A slow or
+// absent sink therefore stops reading; memory stays flat. Sinks add their
+// own bound (franz-go's buffer, the S3 spool's size limit) by blocking Send.
+//
+// # Shutdown
+//
+// Run returns after ctx is done and every harvester stopped (the batch being
+// built is handed on). The caller then closes the sinks, which flush or
+// fail what they hold, and calls Close for the final checkpoint.
+package agent

@@ -1,0 +1,343 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrLineTooLong is the Err of an event whose line was longer than
+// max_line_bytes; its Raw holds the first max_line_bytes bytes.
+var ErrLineTooLong = errors.New("line longer than max_line_bytes")
+
+const (
+	batchMaxEvents = 2048
+	batchMaxBytes  = 1 << 20
+	readChunk      = 256 << 10
+	minPoll        = 2 * time.Millisecond
+)
+
+// harvester reads one file from its open descriptor, by byte offset, and
+// hands its lines in batches to the sinks. It keeps reading a file after it
+// was renamed or deleted, until the file stops growing for rotate_wait, so
+// lines nginx writes to the old file before it reopens its logs are not lost.
+type harvester struct {
+	a     *Agent
+	in    *input
+	path  string // the name it was opened under
+	f     *os.File
+	key   fileKey
+	e     *entry
+	s     *stream
+	src   *sinks.Source
+	log   *slog.Logger
+	stop  chan struct{} // closed by the agent to stop this harvester alone
+	meta  parser.Meta
+	res   parser.Result
+	lines prometheus.Counter
+	bytes prometheus.Counter
+	lagG  prometheus.Gauge
+
+	buf     []byte // unconsumed bytes: buf[0] is at offset
+	offset  int64  // offset of the first unconsumed byte (a line's start)
+	discard bool   // skipping the rest of a too-long line
+	longAt  int64  // offset of the too-long line's start
+
+	rotated    bool      // the path no longer names this file
+	lastGrowth time.Time // when a read last returned data
+	lastCheck  time.Time
+	fl         *flight // batch being built
+}
+
+// run reads until ctx is done, the agent stops it, or the file was rotated
+// and stayed idle for rotate_wait (or idle for close_inactive).
+func (h *harvester) run(ctx context.Context) {
+	defer h.f.Close()
+	poll := minPoll
+	h.lastGrowth = time.Now()
+	for {
+		n, err := h.readOnce()
+		if n > 0 {
+			poll = minPoll
+			h.lastGrowth = time.Now()
+			if h.fl != nil && (len(h.fl.b.Events) >= batchMaxEvents || len(h.fl.arena) >= batchMaxBytes) {
+				if !h.flush(ctx) {
+					return
+				}
+			}
+			if time.Since(h.lastCheck) > time.Second {
+				if !h.check(ctx) {
+					return
+				}
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			h.log.Error("read failed; closing the file, it will be opened again at the next scan", "err", err)
+			h.flush(ctx)
+			return
+		}
+		// At the end of the file: hand on what we have, then look around.
+		if !h.flush(ctx) {
+			return
+		}
+		if !h.check(ctx) {
+			return
+		}
+		if h.rotated && time.Since(h.lastGrowth) >= h.a.cfg.RotateWait.Duration {
+			h.finishRotated(ctx)
+			return
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-h.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		poll = min(poll*2, h.a.cfg.PollInterval.Duration)
+	}
+}
+
+// readOnce reads the next chunk and turns its complete lines into events.
+func (h *harvester) readOnce() (int, error) {
+	if cap(h.buf)-len(h.buf) < readChunk/4 {
+		grown := make([]byte, len(h.buf), max(2*cap(h.buf), len(h.buf)+readChunk))
+		copy(grown, h.buf)
+		h.buf = grown
+	}
+	at := h.offset + int64(len(h.buf))
+	n, err := h.f.ReadAt(h.buf[len(h.buf):cap(h.buf)], at)
+	if n <= 0 {
+		return 0, err
+	}
+	h.buf = h.buf[:len(h.buf)+n]
+	h.bytes.Add(float64(n))
+	h.lines.Add(float64(h.consume()))
+	return n, nil
+}
+
+// consume turns the complete lines at the start of buf into events and
+// drops them from buf. It returns the number of lines.
+func (h *harvester) consume() int {
+	maxLine := h.a.cfg.MaxLineBytes
+	data := h.buf
+	pos, lines := 0, 0
+	for pos < len(data) {
+		if h.discard {
+			i := bytes.IndexByte(data[pos:], '\n')
+			if i < 0 {
+				pos = len(data)
+				break
+			}
+			pos += i + 1
+			h.discard = false
+			h.batch().b.End = h.offset + int64(pos)
+			continue
+		}
+		i := bytes.IndexByte(data[pos:], '\n')
+		if i < 0 {
+			if len(data)-pos > maxLine {
+				// Too long and no end in sight: emit the head now, skip the rest.
+				h.addLong(data[pos:pos+maxLine], h.offset+int64(pos))
+				lines++
+				pos = len(data)
+				h.discard = true
+			}
+			break
+		}
+		line := data[pos : pos+i]
+		start := h.offset + int64(pos)
+		pos += i + 1
+		lines++
+		if len(line) > maxLine {
+			h.addLong(line[:maxLine], start)
+		} else {
+			h.add(line, start)
+		}
+		h.batch().b.End = h.offset + int64(pos)
+	}
+	// Keep the unconsumed tail (a partial line) at the start of buf.
+	rest := copy(h.buf, data[pos:])
+	h.buf = h.buf[:rest]
+	h.offset += int64(pos)
+	if h.discard {
+		// The skipped bytes were consumed, but the checkpoint must not pass
+		// the line's end: the batch's End is set when the newline comes.
+		h.buf = h.buf[:0]
+	}
+	return lines
+}
+
+func (h *harvester) batch() *flight {
+	if h.fl == nil {
+		h.fl = h.a.getFlight(h.src)
+		h.fl.b.Start = h.offset
+		h.fl.b.End = h.offset
+	}
+	return h.fl
+}
+
+// add parses one line into the batch being built.
+func (h *harvester) add(line []byte, start int64) {
+	fl := h.batch()
+	var sp span
+	sp.raw0 = len(fl.arena)
+	fl.arena = append(fl.arena, line...)
+	sp.raw1 = len(fl.arena)
+	h.meta.Offset = start
+	sp.val0 = sp.raw1
+	var err error
+	fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
+	sp.val1 = len(fl.arena)
+	ev := fl.b.Add()
+	ev.Offset = start
+	if err != nil {
+		ev.Err = err
+		ev.Time = time.Now()
+		h.in.parseErrors.Inc()
+		h.a.logParseError(h.in, h.path, start, err)
+	} else {
+		ev.Time = h.res.Time
+		if ev.Time.IsZero() {
+			ev.Time = time.Now()
+		}
+		if h.res.Key != nil {
+			sp.key0 = len(fl.arena)
+			fl.arena = append(fl.arena, h.res.Key...)
+			sp.key1 = len(fl.arena)
+		}
+		h.in.parsed.Inc()
+	}
+	fl.spans = append(fl.spans, sp)
+}
+
+// addLong adds the head of a too-long line as a dead-letter event.
+func (h *harvester) addLong(head []byte, start int64) {
+	fl := h.batch()
+	var sp span
+	sp.raw0 = len(fl.arena)
+	fl.arena = append(fl.arena, head...)
+	sp.raw1 = len(fl.arena)
+	sp.val0, sp.val1 = sp.raw1, sp.raw1
+	ev := fl.b.Add()
+	ev.Offset = start
+	ev.Err = fmt.Errorf("%w (%d)", ErrLineTooLong, h.a.cfg.MaxLineBytes)
+	ev.Truncated = true
+	ev.Time = time.Now()
+	fl.spans = append(fl.spans, sp)
+	h.in.longLines.Inc()
+	h.a.log.Warn("line longer than max_line_bytes: sent to the dead-letter path truncated", "path", h.path, "offset", start, "max_line_bytes", h.a.cfg.MaxLineBytes)
+}
+
+// flush hands the batch being built to the sinks. It returns false when the
+// context ended while waiting for room in the in-flight budget.
+func (h *harvester) flush(ctx context.Context) bool {
+	fl := h.fl
+	if fl == nil {
+		return ctx.Err() == nil
+	}
+	h.fl = nil
+	for i := range fl.b.Events {
+		sp := fl.spans[i]
+		ev := &fl.b.Events[i]
+		ev.Raw = fl.arena[sp.raw0:sp.raw1:sp.raw1]
+		if ev.Err == nil {
+			ev.Value = fl.arena[sp.val0:sp.val1:sp.val1]
+		}
+		if sp.key1 > sp.key0 {
+			ev.Key = fl.arena[sp.key0:sp.key1:sp.key1]
+		}
+	}
+	return h.a.send(ctx, h.s, fl)
+}
+
+// check looks at the file and its path: truncation (copytruncate), rename
+// and deletion.
+func (h *harvester) check(ctx context.Context) bool {
+	h.lastCheck = time.Now()
+	fi, err := h.f.Stat()
+	if err != nil {
+		h.log.Error("stat of open file failed", "err", err)
+		return true
+	}
+	end := h.offset + int64(len(h.buf))
+	h.lagG.Set(float64(max(fi.Size()-end, 0)))
+	if fi.Size() < end {
+		h.truncated(ctx, fi.Size())
+	} else {
+		h.refreshFingerprint(fi.Size())
+	}
+	if !h.rotated {
+		pfi, err := os.Stat(h.path)
+		switch {
+		case err != nil && errors.Is(err, os.ErrNotExist):
+			h.rotated = true
+			h.a.m.rotations.WithLabelValues(h.path, "delete").Inc()
+			h.log.Info("file deleted or renamed away; reading it to its end", "offset", end)
+		case err == nil && keyOf(pfi) != h.key:
+			h.rotated = true
+			h.a.m.rotations.WithLabelValues(h.path, "rename").Inc()
+			h.log.Info("file rotated; reading the old file to its end", "offset", end)
+			h.a.wakeScan()
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// truncated handles a file that shrank below the read position: copytruncate.
+// What was read is in flight under the old entry; reading starts again at 0
+// under a new entry (a new stream), so late acknowledgements of the old
+// content never move the new checkpoint.
+func (h *harvester) truncated(ctx context.Context, size int64) {
+	h.log.Warn("file truncated (copytruncate?); reading it again from the start", "read_offset", h.offset, "size", size)
+	h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
+	h.flush(ctx)
+	h.buf = h.buf[:0]
+	h.discard = false
+	h.offset = 0
+	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
+	e.FP, e.FPLen, _ = fingerprint(h.f, size)
+	h.a.reg.put(e)
+	h.e = e
+	h.s = h.a.newStream(e)
+}
+
+// finishRotated hands on a last line without newline (nginx never writes
+// one; a full disk might) and lets the file go.
+func (h *harvester) finishRotated(ctx context.Context) {
+	if len(h.buf) > 0 && !h.discard {
+		line := h.buf
+		h.add(line, h.offset)
+		h.offset += int64(len(line))
+		h.buf = h.buf[:0]
+		h.batch().b.End = h.offset
+		h.flush(ctx)
+	}
+	h.log.Info("rotated file read to its end and idle; closing it", "offset", h.offset, "idle", time.Since(h.lastGrowth).Round(time.Millisecond))
+}
+
+// refreshFingerprint extends a short fingerprint as the file grows, so that
+// the checkpoint identifies the file by its first fingerprintLen bytes.
+func (h *harvester) refreshFingerprint(size int64) {
+	if h.e.FPLen >= fingerprintLen || size <= int64(h.e.FPLen) {
+		return
+	}
+	fp, n, err := fingerprint(h.f, size)
+	if err != nil {
+		return
+	}
+	h.a.reg.update(func() { h.e.FP, h.e.FPLen = fp, n })
+}

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the agent's own Prometheus metrics. Sinks register theirs.
+type metrics struct {
+	linesRead     *prometheus.CounterVec // path
+	bytesRead     *prometheus.CounterVec // path
+	eventsParsed  *prometheus.CounterVec // input
+	parseErrors   *prometheus.CounterVec // input
+	longLines     *prometheus.CounterVec // input
+	rotations     *prometheus.CounterVec // path, kind
+	lag           *prometheus.GaugeVec   // path
+	acked         *prometheus.CounterVec // sink
+	sinkErrors    *prometheus.CounterVec // sink
+	inFlight      prometheus.Gauge
+	inFlightBytes prometheus.Gauge
+	openFiles     prometheus.Gauge
+	checkpointAge prometheus.GaugeFunc
+	checkpointErr prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metrics {
+	const ns = "nginx_shipper"
+	m := &metrics{
+		linesRead: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "lines_read_total",
+			Help: "Lines read from log files."}, []string{"path"}),
+		bytesRead: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_read_total",
+			Help: "Bytes read from log files."}, []string{"path"}),
+		eventsParsed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_parsed_total",
+			Help: "Lines parsed into events."}, []string{"input"}),
+		parseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "parse_errors_total",
+			Help: "Lines that did not match the input's log_format (sent to the dead-letter path)."}, []string{"input"}),
+		longLines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "long_lines_total",
+			Help: "Lines longer than max_line_bytes (sent to the dead-letter path, truncated)."}, []string{"input"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rotations_total",
+			Help: "Rotations seen: kind is rename, delete or truncate."}, []string{"path", "kind"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "file_lag_bytes",
+			Help: "Bytes between the read position and the end of the file."}, []string{"path"}),
+		acked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_acked_total",
+			Help: "Events a sink acknowledged (durably accepted)."}, []string{"sink"}),
+		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sink_errors_total",
+			Help: "Events a sink failed for good (their lines are not checkpointed)."}, []string{"sink"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_events",
+			Help: "Events read and not yet acknowledged by every sink."}),
+		inFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_bytes",
+			Help: "Bytes of events read and not yet acknowledged by every sink."}),
+		openFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "open_files",
+			Help: "Log files being read."}),
+		checkpointAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "checkpoint_age_seconds",
+			Help: "Seconds since the checkpoint file was last written."}, checkpointAge),
+		checkpointErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "checkpoint_errors_total",
+			Help: "Failed writes of the checkpoint file (data_dir full or not writable)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
+			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr)
+	}
+	return m
+}

@@ -1,0 +1,292 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// fingerprintLen is how many leading bytes of a file identify it together
+// with its device and inode. A file shorter than that is identified by what
+// it has so far; the fingerprint grows with the file.
+const fingerprintLen = 1024
+
+// fileKey is a file's device and inode.
+type fileKey struct{ Dev, Ino uint64 }
+
+func keyOf(fi os.FileInfo) fileKey {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileKey{}
+	}
+	return fileKey{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+}
+
+// fingerprint returns the hash of the first min(size, fingerprintLen) bytes
+// of f and how many bytes it covers.
+func fingerprint(f io.ReaderAt, size int64) (string, int, error) {
+	n := int(min(size, fingerprintLen))
+	buf := make([]byte, n)
+	if n > 0 {
+		m, err := f.ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", 0, err
+		}
+		buf, n = buf[:m], m
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16]), n, nil
+}
+
+// entry is one file's checkpoint: the identity of the file and the offset up
+// to which every line was acknowledged by every sink.
+type entry struct {
+	Path   string    `json:"path"`
+	Dev    uint64    `json:"dev"`
+	Ino    uint64    `json:"inode"`
+	FP     string    `json:"fingerprint"`
+	FPLen  int       `json:"fingerprint_len"`
+	Offset int64     `json:"offset"`
+	Seen   time.Time `json:"last_seen"`
+
+	gen uint64 // bumped on truncation: acks of an older generation are ignored
+}
+
+// matches reports whether the file f (with key k and size) is the file this
+// entry describes.
+func (e *entry) matches(k fileKey, f io.ReaderAt, size int64) bool {
+	if e.Dev != k.Dev || e.Ino != k.Ino {
+		return false
+	}
+	if size < int64(e.FPLen) {
+		return false // shrunk below the fingerprint: truncated, another file
+	}
+	buf := make([]byte, e.FPLen)
+	if e.FPLen > 0 {
+		if n, err := f.ReadAt(buf, 0); n != e.FPLen && err != nil {
+			return false
+		}
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16]) == e.FP
+}
+
+// registryFile is the checkpoint file's format.
+type registryFile struct {
+	Version int      `json:"version"`
+	Written string   `json:"written"`
+	Files   []*entry `json:"files"`
+}
+
+// Registry is the set of checkpoints, persisted in data_dir/checkpoints.json
+// (temp file, fsync, rename, fsync of the directory).
+type Registry struct {
+	path string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	entries map[fileKey]*entry
+	dirty   bool
+	saved   time.Time
+}
+
+// ErrCorruptCheckpoint is logged (never returned) when the checkpoint file
+// could not be read; the file is moved aside as checkpoints.json.corrupt-TIME.
+var ErrCorruptCheckpoint = errors.New("corrupt checkpoint file")
+
+// OpenRegistry loads data_dir's checkpoints. A file that does not exist is an
+// empty registry. A corrupt file is moved aside and reported in corrupt; the
+// agent then treats every file as new (read_from decides) and says so loudly:
+// it never trusts a corrupt checkpoint.
+func OpenRegistry(dataDir string, log *slog.Logger) (r *Registry, corrupt string, err error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("data_dir %s: %w", dataDir, err)
+	}
+	r = &Registry{
+		path:    filepath.Join(dataDir, "checkpoints.json"),
+		log:     log,
+		entries: map[fileKey]*entry{},
+	}
+	b, err := os.ReadFile(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return r, "", r.probeWritable()
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read checkpoints: %w", err)
+	}
+	var rf registryFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rf); err != nil || rf.Version != 1 {
+		if err == nil {
+			err = fmt.Errorf("version %d", rf.Version)
+		}
+		aside := fmt.Sprintf("%s.corrupt-%s", r.path, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(r.path, aside); rerr != nil {
+			return nil, "", fmt.Errorf("%w %s (%v), and moving it aside failed: %v", ErrCorruptCheckpoint, r.path, err, rerr)
+		}
+		log.Error("checkpoint file is corrupt; moved aside, files will be treated as new", "path", r.path, "moved_to", aside, "err", err)
+		return r, aside, r.probeWritable()
+	}
+	for _, e := range rf.Files {
+		if e == nil || e.Offset < 0 {
+			continue
+		}
+		r.entries[fileKey{e.Dev, e.Ino}] = e
+	}
+	return r, "", r.probeWritable()
+}
+
+// probeWritable fails early when data_dir cannot take a checkpoint.
+func (r *Registry) probeWritable() error {
+	f, err := os.CreateTemp(filepath.Dir(r.path), ".probe-*")
+	if err != nil {
+		return fmt.Errorf("data_dir is not writable: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// lookup returns the entry for a file with key k if its fingerprint matches.
+func (r *Registry) lookup(k fileKey, f io.ReaderAt, size int64) *entry {
+	r.mu.Lock()
+	e := r.entries[k]
+	r.mu.Unlock()
+	if e != nil && e.matches(k, f, size) {
+		return e
+	}
+	return nil
+}
+
+// entries snapshot, for finding rotated files at start.
+func (r *Registry) all() []*entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*entry, 0, len(r.entries))
+	for _, e := range r.entries {
+		out = append(out, e)
+	}
+	return out
+}
+
+// put installs e as the entry for its key, replacing an older file with the
+// same inode.
+func (r *Registry) put(e *entry) {
+	r.mu.Lock()
+	r.entries[fileKey{e.Dev, e.Ino}] = e
+	r.dirty = true
+	r.mu.Unlock()
+}
+
+// update runs fn under the registry's lock and marks it dirty.
+func (r *Registry) update(fn func()) {
+	r.mu.Lock()
+	fn()
+	r.dirty = true
+	r.mu.Unlock()
+}
+
+// forget drops e if it is still the entry for its key.
+func (r *Registry) forget(e *entry) {
+	r.mu.Lock()
+	k := fileKey{e.Dev, e.Ino}
+	if r.entries[k] == e {
+		delete(r.entries, k)
+		r.dirty = true
+	}
+	r.mu.Unlock()
+}
+
+// offsetOf returns e's checkpointed offset.
+func (r *Registry) offsetOf(e *entry) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return e.Offset
+}
+
+// Save writes the checkpoint file if anything changed: to a temp file,
+// fsync, rename over the old one, fsync the directory.
+func (r *Registry) Save() error {
+	r.mu.Lock()
+	if !r.dirty {
+		r.mu.Unlock()
+		return nil
+	}
+	rf := registryFile{Version: 1, Written: time.Now().UTC().Format(time.RFC3339Nano)}
+	for _, e := range r.entries {
+		c := *e
+		rf.Files = append(rf.Files, &c)
+	}
+	r.dirty = false
+	r.mu.Unlock()
+
+	b, err := json.MarshalIndent(rf, "", "  ")
+	if err != nil {
+		return err
+	}
+	err = writeFileAtomic(r.path, append(b, '\n'))
+	r.mu.Lock()
+	if err != nil {
+		r.dirty = true // try again next time
+	} else {
+		r.saved = time.Now()
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// lastSaved returns when the checkpoint file was last written.
+func (r *Registry) lastSaved() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.saved
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("write checkpoint: fsync %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// peek returns the entry for k without checking the fingerprint.
+func (r *Registry) peek(k fileKey) *entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.entries[k]
+}

@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRegistrySaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	r, _, err := OpenRegistry(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.put(&entry{Path: "/var/log/nginx/access.log", Dev: 7, Ino: 42, FP: "ab", FPLen: 10, Offset: 1234})
+	if err := r.Save(); err != nil {
+		t.Fatal(err)
+	}
+	r2, corrupt, err := OpenRegistry(dir, log)
+	if err != nil || corrupt != "" {
+		t.Fatalf("reopen: %v %q", err, corrupt)
+	}
+	e := r2.peek(fileKey{7, 42})
+	if e == nil || e.Offset != 1234 || e.Path != "/var/log/nginx/access.log" || e.FP != "ab" {
+		t.Fatalf("loaded entry %+v", e)
+	}
+	// No temp files left behind.
+	ents, _ := os.ReadDir(dir)
+	for _, de := range ents {
+		if strings.Contains(de.Name(), ".tmp-") {
+			t.Fatalf("temp file left: %s", de.Name())
+		}
+	}
+}
+
+func TestRegistryCorruptIsMovedAsideNotTrusted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "checkpoints.json")
+	if err := os.WriteFile(path, []byte(`{"version":1,"files":[{"path":"/a","offset":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r, aside, err := OpenRegistry(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aside == "" || !strings.Contains(aside, "corrupt") {
+		t.Fatalf("corrupt file not reported: %q", aside)
+	}
+	if _, err := os.Stat(aside); err != nil {
+		t.Fatalf("corrupt file not kept aside: %v", err)
+	}
+	if len(r.all()) != 0 {
+		t.Fatalf("entries loaded from a corrupt file: %v", r.all())
+	}
+	if !strings.Contains(logs.String(), "corrupt") {
+		t.Fatalf("no log line about the corrupt file: %s", logs.String())
+	}
+}
+
+func TestRegistryUnwritableDataDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores directory permissions; use a path under a file instead.
+		f := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(f, nil, 0o600)
+		if _, _, err := OpenRegistry(filepath.Join(f, "sub"), slog.New(slog.DiscardHandler)); err == nil {
+			t.Fatal("OpenRegistry under a regular file succeeded")
+		}
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	if _, _, err := OpenRegistry(dir, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("OpenRegistry on a read-only data_dir succeeded")
+	}
+}
+
+func TestEntryMatchesByInodeAndFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.log")
+	os.WriteFile(p, []byte("first line\nsecond line\n"), 0o600)
+	f, _ := os.Open(p)
+	defer f.Close()
+	fi, _ := f.Stat()
+	fp, n, err := fingerprint(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &entry{Dev: keyOf(fi).Dev, Ino: keyOf(fi).Ino, FP: fp, FPLen: n}
+	if !e.matches(keyOf(fi), f, fi.Size()) {
+		t.Fatal("entry does not match its own file")
+	}
+	// Same inode, other content (inode reuse, or copytruncate + rewrite).
+	os.WriteFile(p, []byte("other content here....\n"), 0o600)
+	fi2, _ := os.Stat(p)
+	if e.matches(keyOf(fi2), f, fi2.Size()) {
+		t.Fatal("entry matches a file with other leading bytes")
+	}
+	b, _ := json.Marshal(e)
+	if !bytes.Contains(b, []byte(`"fingerprint"`)) {
+		t.Fatalf("entry JSON lacks fingerprint: %s", b)
+	}
+}

@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+)
+
+// span locates an event's bytes in its flight's arena while the batch is
+// being built (the arena may move as it grows).
+type span struct{ raw0, raw1, val0, val1, key0, key1 int }
+
+// flight is a batch on its way: the sinks' Batch plus the arena its events'
+// bytes live in and its place in its stream.
+type flight struct {
+	b     sinks.Batch
+	arena []byte
+	spans []span
+	cost  int64 // bytes charged to the in-flight budget
+	s     *stream
+
+	done bool  // every sink called Done for every event
+	err  error // the first error a sink reported
+
+	onDone func(*sinks.Batch, error) // fl.complete, bound once
+}
+
+func newFlight() *flight {
+	fl := &flight{}
+	fl.onDone = fl.complete
+	return fl
+}
+
+func (fl *flight) complete(_ *sinks.Batch, err error) { fl.s.complete(fl, err) }
+
+// stream orders the flights of one reading of one file and advances its
+// checkpoint entry to the end of the longest prefix of flights that every
+// sink acknowledged. A flight that failed (a sink gave up on an event) stops
+// the stream's checkpoint for good: the lines will be read again after a
+// restart, never skipped.
+type stream struct {
+	reg     *Registry
+	e       *entry
+	log     *slog.Logger
+	release func(*flight) // returns budget and recycles the flight
+
+	mu    sync.Mutex
+	q     []*flight
+	stuck error
+	idle  chan struct{} // closed and replaced when q becomes empty
+}
+
+func newStream(reg *Registry, e *entry, log *slog.Logger, release func(*flight)) *stream {
+	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{})}
+}
+
+// push appends fl, in read order, before it is handed to the sinks.
+func (s *stream) push(fl *flight) {
+	fl.s = s
+	fl.done, fl.err = false, nil
+	s.mu.Lock()
+	s.q = append(s.q, fl)
+	s.mu.Unlock()
+}
+
+// complete marks fl acknowledged and advances the checkpoint over every
+// acknowledged flight at the head of the queue. Called from sink goroutines
+// (Kafka promises, the S3 committer); it never blocks on them.
+func (s *stream) complete(fl *flight, err error) {
+	s.mu.Lock()
+	fl.done, fl.err = true, err
+	n := 0
+	var end int64 = -1
+	for n < len(s.q) && s.q[n].done {
+		h := s.q[n]
+		if h.err != nil && s.stuck == nil {
+			s.stuck = h.err
+			s.log.Error("a sink failed to deliver lines for good; the checkpoint of this file stops before them and they will be read again at the next start",
+				"offset", h.b.Start, "err", h.err)
+		}
+		if s.stuck == nil {
+			end = h.b.End
+		}
+		n++
+	}
+	popped := append([]*flight(nil), s.q[:n]...)
+	s.q = append(s.q[:0], s.q[n:]...)
+	var idle chan struct{}
+	if len(s.q) == 0 && n > 0 {
+		idle = s.idle
+		s.idle = make(chan struct{})
+	}
+	s.mu.Unlock()
+
+	if end >= 0 {
+		s.reg.update(func() {
+			if end > s.e.Offset {
+				s.e.Offset = end
+			}
+		})
+	}
+	for _, f := range popped {
+		s.release(f)
+	}
+	if idle != nil {
+		close(idle)
+	}
+}
+
+// pending returns how many flights are not yet released.
+func (s *stream) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q)
+}
+
+// budget bounds the bytes in flight. acquire blocks while the budget is
+// spent; release wakes the waiters.
+type budget struct {
+	mu   sync.Mutex
+	used int64
+	max  int64
+	wake chan struct{}
+}
+
+func newBudget(max int64) *budget { return &budget{max: max, wake: make(chan struct{})} }
+
+// acquire takes n bytes (at most max: a single huge batch still passes once
+// the budget is empty).
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	n = min(n, b.max)
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		w := b.wake
+		b.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	n = min(n, b.max)
+	b.mu.Lock()
+	b.used -= n
+	w := b.wake
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
+	close(w)
+}
+
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}

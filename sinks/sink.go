@@ -1,0 +1,168 @@
+// Package sinks defines what the agent hands to a sink and how a sink
+// acknowledges it.
+//
+// The agent reads lines in batches: a Batch holds consecutive lines of one
+// file. It hands every batch to every enabled sink with Send. A sink calls
+// Event.Done exactly once for every event of every batch it accepted, when
+// the event is durably accepted (nil) or has failed for good (non-nil). The
+// batch counts down; when every sink has called Done for every event, the
+// agent's checkpoint tracker may move past the batch's lines.
+//
+// Ownership: the bytes of a Batch (Value, Key, Raw) belong to the agent and
+// are reused once the batch is complete. A sink must not read or hold them
+// after it called Done for the event.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// Sink is one destination: Kafka or S3.
+type Sink interface {
+	// Name is a short stable name ("kafka", "s3") used in logs and metrics.
+	Name() string
+	// Send hands a batch to the sink. It may block, to apply backpressure,
+	// until the sink can take it or ctx is done. If Send returns nil the sink
+	// has taken every event of the batch and will call Done for each exactly
+	// once, possibly later and from another goroutine. If it returns an error
+	// it has taken none of them and calls Done for none.
+	// Send is called from one goroutine per file; it must be safe for
+	// concurrent use.
+	Send(ctx context.Context, b *Batch) error
+	// Close flushes what the sink holds and returns once Done was called for
+	// every event it took, or when ctx is done; events still pending then are
+	// completed with an error (so they are not checkpointed).
+	Close(ctx context.Context) error
+}
+
+// ErrClosed is passed to Done for events a sink could not deliver before it
+// was closed.
+var ErrClosed = errors.New("sink closed before delivery")
+
+// Source says where a line comes from. One Source is shared by all events of
+// a file; it is never modified after it is handed to a sink.
+type Source struct {
+	Path   string // the path the line was read from
+	Input  int    // index of the [[inputs]] entry
+	Format string // the log_format name (or "custom")
+}
+
+// Event is one line of a log file on its way to the sinks.
+type Event struct {
+	// Value is the JSON object of the parsed event, without a trailing
+	// newline. It is nil when Err is set.
+	Value []byte
+	// Key is the Kafka record key (the configured event field), or nil.
+	Key []byte
+	// Raw is the line as read, without its newline. When Truncated is set it
+	// holds only the first max_line_bytes bytes.
+	Raw []byte
+	// Time is the event's time from the log line, or the time it was read
+	// when the line has no time or did not parse.
+	Time time.Time
+	// Err is set when the line did not parse (or was too long): the event
+	// belongs on the dead-letter path, raw.
+	Err error
+	// Truncated is set when the line was longer than the maximum and Raw was
+	// cut.
+	Truncated bool
+	// Offset is the byte offset of the line's start in its file.
+	Offset int64
+
+	batch *Batch
+}
+
+// Done acknowledges the event for one sink. Each sink calls it exactly once
+// per event. It never blocks.
+func (e *Event) Done(err error) { e.batch.done(err, 1) }
+
+// Batch is a run of consecutive lines of one file, [Start, End) in bytes.
+type Batch struct {
+	Source *Source
+	Events []Event
+	Start  int64 // offset of the first byte covered by the batch
+	End    int64 // offset just past the last line covered (the next line's start)
+
+	pending atomic.Int64
+	failed  atomic.Pointer[error]
+	onDone  func(*Batch, error)
+}
+
+// NewBatch returns an empty batch for src; see Arm.
+func NewBatch(src *Source) *Batch { return &Batch{Source: src} }
+
+// Arm prepares the batch for sending to n sinks and sets the function called,
+// exactly once, when every sink has called Done for every event (or
+// DoneAll). onDone's error is the first non-nil error any sink reported.
+// A batch with no events completes at once when Arm is called with n > 0 and
+// Complete is then called by the owner; see Empty.
+func (b *Batch) Arm(nSinks int, onDone func(*Batch, error)) {
+	b.failed.Store(nil)
+	b.onDone = onDone
+	b.pending.Store(int64(len(b.Events) * nSinks))
+}
+
+// DoneAll acknowledges every event of the batch for one sink at once: the
+// same as calling Done(err) on each event. A sink that acknowledges a whole
+// batch together (the S3 spool after fsync) uses it.
+func (b *Batch) DoneAll(err error) { b.done(err, int64(len(b.Events))) }
+
+// FinishEmpty completes an armed batch that has no events (a run of empty
+// lines): it calls onDone at once.
+func (b *Batch) FinishEmpty() {
+	if len(b.Events) == 0 && b.onDone != nil {
+		b.onDone(b, nil)
+	}
+}
+
+func (b *Batch) done(err error, n int64) {
+	if err != nil {
+		b.failed.CompareAndSwap(nil, &err)
+	}
+	left := b.pending.Add(-n)
+	if left == 0 {
+		var e error
+		if p := b.failed.Load(); p != nil {
+			e = *p
+		}
+		b.onDone(b, e)
+	} else if left < 0 {
+		panic("sinks: Done called more than once for an event")
+	}
+}
+
+// Reset empties the batch for reuse, keeping its capacity.
+func (b *Batch) Reset(src *Source) {
+	b.Source = src
+	b.Events = b.Events[:0]
+	b.Start, b.End = 0, 0
+	b.onDone = nil
+}
+
+// Add appends a zero event bound to the batch and returns it for the caller
+// to fill. The pointer is valid until the next Add.
+func (b *Batch) Add() *Event {
+	b.Events = append(b.Events, Event{})
+	e := &b.Events[len(b.Events)-1]
+	e.batch = b
+	return e
+}
+
+// NewTestBatch returns a batch of n events with the given values, armed for
+// nSinks sinks, calling onDone when complete. For sink tests.
+func NewTestBatch(src *Source, values [][]byte, nSinks int, onDone func(*Batch, error)) *Batch {
+	b := NewBatch(src)
+	for i, v := range values {
+		e := b.Add()
+		e.Value = v
+		e.Raw = v
+		e.Offset = int64(i)
+		e.Time = time.Now()
+	}
+	b.End = int64(len(values))
+	b.Arm(nSinks, onDone)
+	return b
+}
