@@ -22,7 +22,7 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 		case itTimestamp:
 			for _, vi := range c.timeVars {
 				b := val(vi)
-				if isDash(b) {
+				if c.absent(vi, b) {
 					continue
 				}
 				var t tm
@@ -51,7 +51,7 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 			n := 0
 			for _, vi := range it.members {
 				b := val(vi)
-				if isDash(b) {
+				if c.absent(vi, b) {
 					continue
 				}
 				if n == 0 {
@@ -75,7 +75,7 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 		case itVar:
 			v := &c.vars[it.v]
 			b := val(it.v)
-			if isDash(b) {
+			if c.absent(it.v, b) {
 				continue
 			}
 			if comma {
@@ -104,6 +104,20 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 		c.setResultKey(val(c.keyVar), r)
 	}
 	return dst
+}
+
+// absent reports whether variable vi's value b means "no value": "-", or
+// empty where nginx writes a missing value as "" (escape=json) or where
+// the variable is typed. An empty $request is kept.
+func (c *compiled) absent(vi int, b []byte) bool {
+	if len(b) == 1 {
+		return b[0] == '-'
+	}
+	if len(b) == 0 {
+		k := c.vars[vi].kind
+		return k != kRequest && (c.escape != EscapeDefault || k != kString)
+	}
+	return false
 }
 
 func (c *compiled) appendValue(dst []byte, v *variable, b []byte, r *Result) []byte {
@@ -228,7 +242,7 @@ func (c *compiled) decode(dst, b []byte) []byte {
 }
 
 func (c *compiled) setResultKey(b []byte, r *Result) {
-	if isDash(b) {
+	if c.absent(c.keyVar, b) {
 		return
 	}
 	if c.vars[c.keyVar].kind == kRequest && c.keyPart > 0 {

@@ -94,7 +94,7 @@ func (m *matcher) match(i, pos int) bool {
 			m.fail(fSuffix, i, pos)
 			return false
 		}
-		if !valid(v.kind, line[pos:end]) {
+		if !m.c.valid(v.kind, line[pos:end]) {
 			m.fail(fValue, i, pos)
 			return false
 		}
@@ -123,7 +123,7 @@ func (m *matcher) match(i, pos int) bool {
 		if m.c.escape == EscapeJSON && oddBackslashes(val) {
 			continue // the delimiter's first byte is escaped
 		}
-		if !valid(v.kind, val) {
+		if !m.c.valid(v.kind, val) {
 			m.fail(fValue, i, pos)
 			continue
 		}
@@ -132,7 +132,7 @@ func (m *matcher) match(i, pos int) bool {
 			return true
 		}
 	}
-	if v.kind != kString && v.kind != kRequest && stop < len(line) && !valid(v.kind, line[pos:stop]) {
+	if v.kind != kString && v.kind != kRequest && stop < len(line) && !m.c.valid(v.kind, line[pos:stop]) {
 		m.fail(fValue, i, pos)
 	} else {
 		m.fail(fLiteral, i, pos)
@@ -212,13 +212,14 @@ func oddBackslashes(b []byte) bool {
 
 func isDash(b []byte) bool { return len(b) == 1 && b[0] == '-' }
 
-// valid reports whether val is a value of kind k.
-func valid(k kind, val []byte) bool {
+// valid reports whether val is a value of kind k. With escape=json nginx
+// writes a missing value as "" where the other escapes write "-".
+func (c *compiled) valid(k kind, val []byte) bool {
 	switch k {
 	case kString, kRequest:
 		return true
 	}
-	if isDash(val) {
+	if isDash(val) || len(val) == 0 && c.escape != EscapeDefault {
 		return true
 	}
 	switch k {
