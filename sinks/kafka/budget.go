@@ -14,6 +14,7 @@ type budget struct {
 	mu                sync.Mutex
 	recs, bytes       int64
 	batches           int
+	waiters           int // acquire calls waiting
 	maxRecs, maxBytes int64
 	wake              chan struct{} // closed and cleared by release; nil when nobody waits
 }
@@ -27,13 +28,18 @@ func (b *budget) acquire(ctx context.Context, recs, bytes int64) (int64, int64, 
 	b.mu.Lock()
 	for b.recs+recs > b.maxRecs || b.bytes+bytes > b.maxBytes {
 		w := b.waitCh()
+		b.waiters++
 		b.mu.Unlock()
 		select {
 		case <-w:
 		case <-ctx.Done():
+			b.mu.Lock()
+			b.waiters--
+			b.mu.Unlock()
 			return 0, 0, ctx.Err()
 		}
 		b.mu.Lock()
+		b.waiters--
 	}
 	b.recs += recs
 	b.bytes += bytes
@@ -70,6 +76,13 @@ func (b *budget) waitIdle(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	return nil
+}
+
+// waiting returns how many acquire calls are waiting.
+func (b *budget) waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiters
 }
 
 func (b *budget) usedBytes() int64 {

@@ -64,6 +64,11 @@ var _ sinks.Sink = (*Sink)(nil)
 // connected-on-demand client. It does not contact the brokers: call Check for
 // that. Metrics are registered with reg unless it is nil.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	return newSink(cfg, log, reg)
+}
+
+// newSink is New with extra franz-go options, for tests.
+func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...kgo.Opt) (*Sink, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -86,7 +91,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sinks.kafka: %w", err)
 	}
