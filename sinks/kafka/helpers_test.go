@@ -385,3 +385,20 @@ func freePorts(t testing.TB, n int) []int {
 func deadAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(t, 1)[0]))
 }
+
+// waitMetric waits until the metric (see metricValue) equals want: some
+// are updated by franz-go hooks just after the promises ran.
+func waitMetric(t testing.TB, reg *prometheus.Registry, want float64, name string, labels ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := metricValue(t, reg, name, labels...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v = %v, want %v", name, labels, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

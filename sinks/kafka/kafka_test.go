@@ -88,12 +88,8 @@ func TestDeliversInOrderPerKeyWithHeaders(t *testing.T) {
 			t.Fatalf("headers log_file=%q format=%q", file, format)
 		}
 	}
-	if got := metricValue(t, e.reg, "nginx_shipper_kafka_records_produced_total", "topic", topicMain); got != 6000 {
-		t.Errorf("records_produced_total = %v, want 6000", got)
-	}
-	if got := metricValue(t, e.reg, "nginx_shipper_kafka_produce_latency_seconds"); got != float64(len(batches)) {
-		t.Errorf("produce_latency_seconds count = %v, want %d", got, len(batches))
-	}
+	waitMetric(t, e.reg, 6000, "nginx_shipper_kafka_records_produced_total", "topic", topicMain)
+	waitMetric(t, e.reg, float64(len(batches)), "nginx_shipper_kafka_produce_latency_seconds")
 	if got := metricValue(t, e.reg, "nginx_shipper_kafka_broker_connections"); got < 1 {
 		t.Errorf("broker_connections = %v, want some", got)
 	}
