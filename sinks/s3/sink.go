@@ -56,6 +56,7 @@ type Sink struct {
 
 	mu         sync.Mutex
 	closed     bool
+	crashed    bool // tests: stop as kill -9 would (see crash in export_test.go)
 	changed    chan struct{} // closed and replaced when anything waited for changes
 	pend       map[partKey]*pending
 	pendBytes  int64
@@ -391,6 +392,10 @@ func (s *Sink) commitLoop() {
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
+		if s.crashed {
+			s.mu.Unlock()
+			return
+		}
 		closing := s.closed
 		has := len(s.acks) > 0
 		wait := tick
