@@ -134,11 +134,6 @@ func compile(format string, opts Options) (*compiled, error) {
 	if opts.Escape != EscapeDefault && opts.Escape != EscapeJSON && opts.Escape != EscapeNone {
 		return nil, fmt.Errorf("unknown escape %d", opts.Escape)
 	}
-	if joined, ok, err := joinQuoted(format); err != nil {
-		return nil, err
-	} else if ok {
-		format = joined
-	}
 	if strings.TrimSpace(format) == "" {
 		return nil, fmt.Errorf("empty log_format")
 	}
@@ -335,21 +330,21 @@ func clip(s string, n int) string {
 // quote, or spans several lines, and consists of quoted pieces only: a
 // one-line text starting with a double quote (`"$request" $status`) is a
 // literal format.
-func joinQuoted(f string) (string, bool, error) {
+func joinQuoted(f string) (string, bool) {
 	t := strings.TrimSpace(f)
 	if t == "" || (t[0] != '\'' && !(t[0] == '"' && strings.Contains(t, "\n"))) {
-		return "", false, nil
+		return "", false
 	}
 	toks, err := tokenize([]byte(t))
 	if err != nil {
-		return "", false, nil
+		return "", false
 	}
 	var b strings.Builder
 	for _, tk := range toks {
 		if !tk.quoted {
-			return "", false, nil
+			return "", false
 		}
 		b.WriteString(tk.text)
 	}
-	return b.String(), true, nil
+	return b.String(), true
 }

@@ -2,6 +2,7 @@ package parser
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -12,7 +13,7 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 
 // encode writes the event of a matched line. The line is known to match:
 // every value is of its variable's type.
-func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
+func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) ([]byte, error) {
 	spans := r.spans
 	val := func(i int) []byte { s := spans[i]; return line[s.start:s.end] }
 	dst = append(dst, '{')
@@ -36,7 +37,7 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 					t, ok = parseTimeLocal(b)
 				}
 				if !ok {
-					continue
+					return dst, &ParseError{Field: c.vars[vi].name, Pos: spans[vi].start, Reason: "not " + kindDesc[c.vars[vi].kind]}
 				}
 				if comma {
 					dst = append(dst, ',')
@@ -103,7 +104,7 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) []byte {
 	if c.keyVar >= 0 {
 		c.setResultKey(val(c.keyVar), r)
 	}
-	return dst
+	return dst, nil
 }
 
 // absent reports whether variable vi's value b means "no value": "-", or
@@ -224,11 +225,21 @@ func appendNumber(dst, b []byte) []byte {
 
 // appendString decodes b per the escape and appends it as a JSON string.
 func (c *compiled) appendString(dst, b []byte, r *Result) []byte {
-	if c.escape != EscapeNone && bytes.IndexByte(b, '\\') >= 0 {
-		r.scratch = c.decode(r.scratch[:0], b)
-		b = r.scratch
+	dst = append(dst, '"')
+	i := safePrefix(b)
+	dst = append(dst, b[:i]...)
+	if i < len(b) {
+		rest := b[i:]
+		if c.escape != EscapeNone {
+			if j := bytes.IndexByte(rest, '\\'); j >= 0 {
+				dst = appendJSONBody(dst, rest[:j], r)
+				r.scratch = c.decode(r.scratch[:0], rest[j:])
+				rest = r.scratch
+			}
+		}
+		dst = appendJSONBody(dst, rest, r)
 	}
-	return appendJSONString(dst, b, r)
+	return append(dst, '"')
 }
 
 func (c *compiled) decode(dst, b []byte) []byte {
@@ -386,14 +397,42 @@ const hexDigits = "0123456789abcdef"
 // U+FFFD and recorded in r.InvalidUTF8.
 func appendJSONString(dst, s []byte, r *Result) []byte {
 	dst = append(dst, '"')
+	dst = appendJSONBody(dst, s, r)
+	return append(dst, '"')
+}
+
+// safePrefix returns the length of the longest prefix of s made of bytes
+// written into a JSON string as they are, 8 bytes at a time.
+func safePrefix(s []byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		q := x ^ (lo * '"')
+		bs := x ^ (lo * '\\')
+		del := x ^ (lo * 0x7f)
+		bad := (x - lo*0x20) | (q - lo) | (bs - lo) | (del - lo) // a borrow sets the top bit
+		if (bad&^x|x)&hi != 0 {
+			break
+		}
+	}
+	for ; i < len(s) && jsonSafe[s[i]]; i++ {
+	}
+	return i
+}
+
+// appendJSONBody appends s escaped for the inside of a JSON string.
+func appendJSONBody(dst, s []byte, r *Result) []byte {
 	start := 0
 	for i := 0; i < len(s); {
+		if n := safePrefix(s[i:]); n > 0 {
+			i += n
+			if i >= len(s) {
+				break
+			}
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
@@ -422,6 +461,5 @@ func appendJSONString(dst, s []byte, r *Result) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

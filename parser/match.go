@@ -11,7 +11,7 @@ type span struct{ start, end int }
 
 // maxSteps bounds the candidate splits tried for one line, so that a
 // pathological line in an escape=none format costs bounded time.
-const maxSteps = 10000
+const maxSteps = 2000
 
 type failKind uint8
 
@@ -100,6 +100,17 @@ func (m *matcher) match(i, pos int) bool {
 		}
 		m.spans[i] = span{pos, end}
 		return true
+	}
+	if m.c.escape == EscapeDefault && v.after[0] == '"' && (v.kind == kString || v.kind == kRequest) {
+		// nginx escapes '"' in values: the first one ends the value.
+		end := bytes.IndexByte(line[pos:], '"')
+		if end < 0 || !bytes.HasPrefix(line[pos+end:], v.after) {
+			m.fail(fLiteral, i, pos)
+			return false
+		}
+		end += pos
+		m.spans[i] = span{pos, end}
+		return m.match(i+1, end+len(v.after))
 	}
 	stop := m.stop(v, pos) // the value cannot extend past this
 	hi := stop + len(v.after)
@@ -230,12 +241,11 @@ func (c *compiled) valid(k kind, val []byte) bool {
 	case kMsec:
 		_, ok := parseMsec(val)
 		return ok
-	case kTimeLocal:
-		_, ok := parseTimeLocal(val)
-		return ok
+	case kTimeLocal: // the shape only: encode parses it
+		return len(val) == 26 && val[2] == '/' && val[6] == '/' && val[11] == ':' && val[20] == ' '
 	case kTimeISO:
-		_, ok := parseTimeISO(val)
-		return ok
+		return (len(val) == 25 || len(val) == 20) && val[4] == '-' && val[10] == 'T' && val[13] == ':'
+
 	case kListNum, kListInt, kListStr:
 		return validList(k, val)
 	}
@@ -326,5 +336,11 @@ func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error)
 			return dst, m.err()
 		}
 	}
-	return c.encode(dst, line, meta, r), nil
+	n := len(dst)
+	dst, err := c.encode(dst, line, meta, r)
+	if err != nil {
+		r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+		return dst[:n], err
+	}
+	return dst, nil
 }

@@ -95,12 +95,17 @@ func Builtin(name string) (string, bool) {
 }
 
 // Compile compiles a log_format string (or a built-in name) into a Parser.
+// The string may be written as in nginx.conf, as quoted pieces ('...'
+// "...") that nginx concatenates, when it starts with a single quote or
+// spans several lines; see doc.go for the rules.
 func Compile(format string, opts Options) (*Parser, error) {
 	if f, ok := Builtin(format); ok {
 		if e, ok := builtinEscape[format]; ok {
 			opts.Escape = e
 		}
 		format = f
+	} else if joined, ok := joinQuoted(format); ok {
+		format = joined
 	}
 	c, err := compile(format, opts)
 	if err != nil {
