@@ -1,8 +1,7 @@
-// Package parser compiles an nginx log_format into a parser that turns one
-// access-log line into a typed JSON event. It is pure: no I/O.
-//
 // THIS FILE IS THE AGREED API. The implementation behind it may change; the
-// signatures below are what the agent and the commands use.
+// signatures below are what the agent and the commands use. The package
+// documentation is in doc.go.
+
 package parser
 
 import (
