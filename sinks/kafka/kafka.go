@@ -448,7 +448,8 @@ func (rs *recState) reset(st *batchState, ev *sinks.Event) {
 func (rs *recState) finish(err error) {
 	j := rs.join
 	if err != nil {
-		j.errp.CompareAndSwap(nil, &err)
+		e := err // a copy, so that only failures allocate
+		j.errp.CompareAndSwap(nil, &e)
 	}
 	if j.left.Add(-1) != 0 {
 		return
