@@ -1,7 +1,6 @@
 package parser
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 )
@@ -48,25 +47,25 @@ const (
 var groupNames = [...]string{"", "request_headers", "response_headers", "upstream_headers"}
 
 var varKinds = map[string]kind{
-	"status":                    kInt,
-	"body_bytes_sent":           kInt,
-	"bytes_sent":                kInt,
-	"request_length":            kInt,
-	"connection":                kInt,
-	"connection_requests":       kInt,
-	"request_time":              kNumber,
-	"msec":                      kMsec,
-	"time_local":                kTimeLocal,
-	"time_iso8601":              kTimeISO,
-	"request":                   kRequest,
-	"upstream_response_time":    kListNum,
-	"upstream_connect_time":     kListNum,
-	"upstream_header_time":      kListNum,
-	"upstream_status":           kListInt,
-	"upstream_response_length":  kListInt,
-	"upstream_bytes_received":   kListInt,
-	"upstream_bytes_sent":       kListInt,
-	"upstream_addr":             kListStr,
+	"status":                   kInt,
+	"body_bytes_sent":          kInt,
+	"bytes_sent":               kInt,
+	"request_length":           kInt,
+	"connection":               kInt,
+	"connection_requests":      kInt,
+	"request_time":             kNumber,
+	"msec":                     kMsec,
+	"time_local":               kTimeLocal,
+	"time_iso8601":             kTimeISO,
+	"request":                  kRequest,
+	"upstream_response_time":   kListNum,
+	"upstream_connect_time":    kListNum,
+	"upstream_header_time":     kListNum,
+	"upstream_status":          kListInt,
+	"upstream_response_length": kListInt,
+	"upstream_bytes_received":  kListInt,
+	"upstream_bytes_sent":      kListInt,
+	"upstream_addr":            kListStr,
 }
 
 // reserved are event fields the parser itself writes; a variable whose
@@ -126,6 +125,43 @@ func (p *Parser) Variables() []string {
 	}
 	return out
 }
+
+// Fields returns the event's field names in the order they are written,
+// as a reader of the format would predict them: header variables as
+// "request_headers.NAME", the parts of $request, "timestamp" for the time
+// variables. The fields every event carries (host, log_file, log_offset)
+// are not listed.
+func (p *Parser) Fields() []string {
+	c := p.impl
+	var out []string
+	for _, it := range c.items {
+		switch it.kind {
+		case itTimestamp:
+			out = append(out, "timestamp")
+		case itGroup:
+			for _, vi := range it.members {
+				out = append(out, groupNames[it.group]+"."+c.vars[vi].field())
+			}
+		case itVar:
+			v := &c.vars[it.v]
+			out = append(out, v.field())
+			if v.kind == kRequest {
+				for _, part := range []struct {
+					on   bool
+					name string
+				}{{v.emitMethod, "request_method"}, {v.emitURI, "request_uri"}, {v.emitProto, "server_protocol"}} {
+					if part.on {
+						out = append(out, part.name)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// field is the variable's event field name (inside its group, if any).
+func (v *variable) field() string { return string(v.key[1 : len(v.key)-2]) }
 
 // Escape returns the escape the parser decodes values with.
 func (p *Parser) Escape() Escape { return p.impl.escape }
@@ -223,7 +259,7 @@ func isTime(k kind) bool { return k == kMsec || k == kTimeISO || k == kTimeLocal
 // "http_x_forwarded_for"), or a part of $request ("request_method").
 func (c *compiled) setKey(field string) error {
 	for i, v := range c.vars {
-		full := string(bytes.TrimSuffix(bytes.TrimPrefix(v.key, []byte(`"`)), []byte(`":`)))
+		full := v.field()
 		if v.group != gNone {
 			full = groupNames[v.group] + "." + full
 		}

@@ -3,6 +3,7 @@ package parser
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -188,8 +189,8 @@ func TestParseErrors(t *testing.T) {
 		field string
 		pos   int
 	}{
-		``:                  {"remote_addr", 0},
-		`1.2.3.4`:           {"remote_addr", 0},
+		``:        {"remote_addr", 0},
+		`1.2.3.4`: {"remote_addr", 0},
 		`1.2.3.4 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 12x "-" "-"`:     {"body_bytes_sent", 62},
 		`1.2.3.4 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 12 "-" "-" tail`: {"http_user_agent", 70},
 	} {
@@ -242,9 +243,9 @@ http {
 		"nginx.conf:/etc/nginx/nginx.conf:other":    {`$status`, EscapeDefault, true},
 		"nginx.conf:/etc/nginx/nginx.conf:extra":    {`$request_id`, EscapeNone, true},
 		"nginx.conf:/etc/nginx/nginx.conf:combined": {builtins["combined"], EscapeDefault, true},
-		"combined":                  {builtins["combined"], EscapeDefault, false},
-		"json":                      {builtins["json"], EscapeJSON, true},
-		"$remote_addr $status":      {"$remote_addr $status", EscapeDefault, false},
+		"combined":                            {builtins["combined"], EscapeDefault, false},
+		"json":                                {builtins["json"], EscapeJSON, true},
+		"$remote_addr $status":                {"$remote_addr $status", EscapeDefault, false},
 		`log_format x escape=json '$a' "$b";`: {"$a$b", EscapeJSON, true},
 	} {
 		f, e, fromConf, err := ResolveFormat(spec, readFile, glob)
@@ -273,5 +274,68 @@ http {
 	loop := func(string) ([]byte, error) { return []byte("include /a.conf;"), nil }
 	if _, _, err := FromNginxConf("/a.conf", "main", loop, nil); err == nil || !strings.Contains(err.Error(), "cycle") {
 		t.Errorf("cycle: %v", err)
+	}
+}
+
+func TestFieldsList(t *testing.T) {
+	p := mustCompile(t, full15Format, Options{})
+	want := "remote_addr,remote_user,timestamp,request,request_method,request_uri,server_protocol,status,body_bytes_sent," +
+		"request_headers.referer,request_headers.user_agent,request_headers.x_forwarded_for,request_time,upstream_response_time," +
+		"response_headers.content_type,request_id"
+	if got := strings.Join(p.Fields(), ","); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if p.Escape().String() != "default" || EscapeJSON.String() != "json" || EscapeNone.String() != "none" {
+		t.Error("Escape.String")
+	}
+}
+
+// A format whose own text looks like quoted pieces survives the trip
+// through nginx.conf and Compile.
+func TestProtectedFormat(t *testing.T) {
+	conf := []byte(`log_format q "'$remote_addr' \\\\ $status";`)
+	readFile := func(string) ([]byte, error) { return conf, nil }
+	f, _, err := FromNginxConf("/n.conf", "q", readFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, f, Options{})
+	if got, want := p.Format(), `'$remote_addr' \\ $status`; got != want {
+		t.Fatalf("format %q, want %q", got, want)
+	}
+	out, _ := parseOne(t, f, EscapeDefault, `'1.2.3.4' \\ 200`)
+	if !strings.HasPrefix(out, `{"remote_addr":"1.2.3.4","status":200,`) {
+		t.Errorf("got %s", out)
+	}
+}
+
+// One Parser, many goroutines, each with its own Result (run with -race).
+func TestConcurrentParse(t *testing.T) {
+	p := mustCompile(t, "combined", Options{KeyField: "remote_addr"})
+	line := []byte(`1.2.3.4 - - [25/Nov/2026:15:04:05 +0000] "GET /x HTTP/1.1" 200 5 "-" "ua \x22q\x22"`)
+	want, err := p.Parse(nil, line, Meta{Host: "h"}, &Result{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			var r Result
+			var dst []byte
+			for i := 0; i < 200; i++ {
+				var err error
+				dst, err = p.Parse(dst[:0], line, Meta{Host: "h"}, &r)
+				if err != nil || string(dst) != string(want) || string(r.Key) != "1.2.3.4" {
+					errs <- fmt.Errorf("got %s %q %v", dst, r.Key, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

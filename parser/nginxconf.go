@@ -61,7 +61,7 @@ func ResolveFormat(spec string, readFile ReadFileFunc, glob GlobFunc) (format st
 		if err != nil {
 			return "", 0, false, fmt.Errorf("format: %w", err)
 		}
-		return f, e, true, nil
+		return protect(f), e, true, nil
 	}
 	return spec, EscapeDefault, false, nil
 }
@@ -69,7 +69,10 @@ func ResolveFormat(spec string, readFile ReadFileFunc, glob GlobFunc) (format st
 // FromNginxConf reads the log_format NAME from the nginx config file at
 // confPath, following include directives (with wildcards, relative paths
 // taken from the directory of confPath, as nginx does). It returns the
-// concatenated format text and its escape= parameter. The predefined
+// concatenated format text and its escape= parameter, ready for Compile
+// (in the rare case where nginx's format text itself looks like quoted
+// pieces, e.g. '$remote_addr' with the quotes logged, it is returned
+// quoted once more so that Compile gives it back as it is). The predefined
 // "combined" is returned when the config does not redefine it. All file
 // access goes through readFile and glob.
 func FromNginxConf(confPath, name string, readFile ReadFileFunc, glob GlobFunc) (string, Escape, error) {
@@ -82,7 +85,7 @@ func FromNginxConf(confPath, name string, readFile ReadFileFunc, glob GlobFunc) 
 		return "", 0, err
 	}
 	if found {
-		return r.format, r.escape, nil
+		return protect(r.format), r.escape, nil
 	}
 	if name == "combined" {
 		return builtins["combined"], EscapeDefault, nil
@@ -285,4 +288,14 @@ func tokenize(data []byte) ([]token, error) {
 		}
 	}
 	return toks, nil
+}
+
+// protect quotes a format that Compile would otherwise take for quoted
+// pieces, so that Compile compiles it as it is.
+func protect(f string) string {
+	if _, ok := joinQuoted(f); !ok {
+		return f
+	}
+	r := strings.NewReplacer(`\\`, `\\\\`, `'`, `\'`)
+	return "'" + r.Replace(f) + "'"
 }

@@ -18,6 +18,19 @@ const (
 	EscapeNone                  // bytes as they are
 )
 
+// String returns the escape= value: "default", "json" or "none".
+func (e Escape) String() string {
+	switch e {
+	case EscapeDefault:
+		return "default"
+	case EscapeJSON:
+		return "json"
+	case EscapeNone:
+		return "none"
+	}
+	return fmt.Sprintf("Escape(%d)", int(e))
+}
+
 // ParseEscape maps "default", "json", "none" ("" means default).
 func ParseEscape(s string) (Escape, error) {
 	switch s {
