@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -63,12 +65,7 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 	var errs []error
 	out := make([]*parser.Parser, len(ins))
 	for i := range ins {
-		esc, err := parser.ParseEscape(ins[i].Escape)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("inputs[%d].escape: %w", i, err))
-			continue
-		}
-		p, err := compileFormat(ins[i].Format, esc, keyField, readFile)
+		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, readFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
 			continue
@@ -259,6 +256,15 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	if e == nil {
 		e = &entry{Path: path, Dev: k.Dev, Ino: k.Ino, Offset: offset, Seen: time.Now()}
 		e.FP, e.FPLen, _ = fingerprint(f, size)
+		if orig := a.reg.byFingerprint(e.FP, e.FPLen, k); orig != nil {
+			// A copy of a file we know (logrotate copytruncate): its lines
+			// up to the original's checkpoint were delivered already.
+			e.Offset = min(a.reg.offsetOf(orig), size)
+			offset = e.Offset
+			rotated = true
+			a.log.Info("file is a copy of a known file (copytruncate); reading it from the original's checkpoint",
+				"path", path, "original", orig.Path, "offset", offset)
+		}
 	}
 	a.reg.update(func() { e.Path, e.Seen = path, time.Now() })
 	a.reg.put(e)
@@ -334,6 +340,56 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 		}
 		if !found && time.Since(e.Seen) > 7*24*time.Hour {
 			a.reg.forget(e)
+		}
+	}
+	a.resumeSiblings(ctx)
+}
+
+// compressedExt are rotated files we cannot read as text.
+var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip"}
+
+// resumeSiblings finds files rotated in while the agent was down that it
+// never saw (rotated twice: access.log.1 was born and renamed while down):
+// in the directory of each input's live files, a file named after a live
+// file plus "." or "-" (logrotate's numbered and dateext names), not
+// compressed, unknown to the checkpoints, changed since the previous run's
+// last checkpoint, is read from its start (or from its original's
+// checkpoint, when it is a copy).
+func (a *Agent) resumeSiblings(ctx context.Context) {
+	since := a.reg.prevWritten
+	if since.IsZero() {
+		return // first run: nothing was missed
+	}
+	seen := map[string]bool{}
+	for _, e := range a.reg.all() {
+		in := a.inputFor(e.Path)
+		if in == nil || seen[e.Path] {
+			continue
+		}
+		seen[e.Path] = true
+		dir, base := filepath.Dir(e.Path), filepath.Base(e.Path)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, de := range ents {
+			name := de.Name()
+			if name == base || !(strings.HasPrefix(name, base+".") || strings.HasPrefix(name, base+"-")) {
+				continue
+			}
+			if slices.ContainsFunc(compressedExt, func(x string) bool { return strings.HasSuffix(name, x) }) {
+				continue
+			}
+			info, err := de.Info()
+			if err != nil || !info.Mode().IsRegular() || info.ModTime().Before(since) {
+				continue
+			}
+			if a.reg.peek(keyOf(info)) != nil {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			a.log.Info("found a file rotated in while the agent was down", "path", p)
+			a.consider(ctx, in, p, false, true)
 		}
 	}
 }
@@ -449,4 +505,47 @@ func (r *rateLimiter) takeSuppressed() int {
 	n := r.suppressed
 	r.suppressed = 0
 	return n
+}
+
+// findCopy looks, after a truncation, for the copy logrotate made of the
+// file (same leading bytes, another inode, at least as long as what was
+// read) in the file's directory, and reads it from readTo: the lines written
+// between our last read and the truncation are there.
+func (a *Agent) findCopy(ctx context.Context, in *input, path string, not fileKey, fp string, fpLen int, readTo int64) {
+	if fpLen < fingerprintLen {
+		return
+	}
+	dir := filepath.Dir(path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range ents {
+		info, err := de.Info()
+		if err != nil || !info.Mode().IsRegular() || keyOf(info) == not || info.Size() <= readTo {
+			continue
+		}
+		k := keyOf(info)
+		a.mu.Lock()
+		_, busy := a.open[k]
+		a.mu.Unlock()
+		if busy || a.reg.peek(k) != nil {
+			continue
+		}
+		p := filepath.Join(dir, de.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		got, n, _ := fingerprint(f, info.Size())
+		f.Close()
+		if n != fpLen || got != fp {
+			continue
+		}
+		e := &entry{Path: p, Dev: k.Dev, Ino: k.Ino, FP: fp, FPLen: n, Offset: readTo, Seen: time.Now()}
+		a.reg.put(e)
+		a.log.Info("found the copy of a truncated file; reading the lines written before the truncation", "path", p, "offset", readTo, "size", info.Size())
+		a.consider(ctx, in, p, false, true)
+		return
+	}
 }

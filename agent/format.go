@@ -1,9 +1,45 @@
 package agent
 
-import "github.com/nginx-shipper/nginx-shipper/parser"
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+)
 
 // compileFormat resolves an input's format key (a built-in name, a log_format
-// string, or nginx.conf:PATH:NAME) and compiles it.
-func compileFormat(spec string, esc parser.Escape, keyField string, readFile func(string) ([]byte, error)) (*parser.Parser, error) {
-	return parser.Compile(spec, parser.Options{Escape: esc, KeyField: keyField})
+// string, a pasted log_format directive, or nginx.conf:PATH:NAME) and
+// compiles it. When the format fixes its own escape= (nginx.conf, a pasted
+// directive, the built-in json), that escape is used; an input escape that
+// says otherwise is an error, since nginx would not write what it expects.
+func compileFormat(spec, escape string, keyField string, readFile func(string) ([]byte, error)) (*parser.Parser, string, error) {
+	esc, err := parser.ParseEscape(escape)
+	if err != nil {
+		return nil, "", err
+	}
+	format, fesc, fixed, err := parser.ResolveFormat(spec, readFile, filepath.Glob)
+	if err != nil {
+		return nil, "", err
+	}
+	if fixed {
+		if escape != "" && esc != fesc {
+			return nil, "", fmt.Errorf("escape=%s conflicts with the format's own escape (%s)", escape, escName(fesc))
+		}
+		esc = fesc
+	}
+	p, err := parser.Compile(format, parser.Options{Escape: esc, KeyField: keyField})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, escName(esc), nil
+}
+
+func escName(e parser.Escape) string {
+	switch e {
+	case parser.EscapeJSON:
+		return "json"
+	case parser.EscapeNone:
+		return "none"
+	}
+	return "default"
 }

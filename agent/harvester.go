@@ -108,6 +108,11 @@ func (h *harvester) run(ctx context.Context) {
 		case <-t.C:
 		}
 		poll = min(poll*2, h.a.cfg.PollInterval.Duration)
+		// Look before reading: a copytruncate followed by fast writes can
+		// refill the file past our offset while we slept.
+		if !h.check(ctx) {
+			return
+		}
 	}
 }
 
@@ -275,7 +280,7 @@ func (h *harvester) check(ctx context.Context) bool {
 	}
 	end := h.offset + int64(len(h.buf))
 	h.lagG.Set(float64(max(fi.Size()-end, 0)))
-	if fi.Size() < end {
+	if fi.Size() < end || !h.sameContent(fi.Size()) {
 		h.truncated(ctx, fi.Size())
 	} else {
 		h.refreshFingerprint(fi.Size())
@@ -305,6 +310,10 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.log.Warn("file truncated (copytruncate?); reading it again from the start", "read_offset", h.offset, "size", size)
 	h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
 	h.flush(ctx)
+	h.a.reg.mu.Lock()
+	oldFP, oldLen := h.e.FP, h.e.FPLen
+	h.a.reg.mu.Unlock()
+	h.a.findCopy(ctx, h.in, h.path, h.key, oldFP, oldLen, h.offset)
 	h.buf = h.buf[:0]
 	h.discard = false
 	h.offset = 0
@@ -340,4 +349,20 @@ func (h *harvester) refreshFingerprint(size int64) {
 		return
 	}
 	h.a.reg.update(func() { h.e.FP, h.e.FPLen = fp, n })
+}
+
+// sameContent reports whether the file still starts with the bytes its
+// entry's fingerprint covers (false after a truncation and rewrite).
+func (h *harvester) sameContent(size int64) bool {
+	h.a.reg.mu.Lock()
+	fp, n := h.e.FP, h.e.FPLen
+	h.a.reg.mu.Unlock()
+	if n == 0 {
+		return true
+	}
+	if size < int64(n) {
+		return false
+	}
+	got, _, err := fingerprint(h.f, int64(n))
+	return err != nil || got == fp
 }

@@ -98,6 +98,9 @@ type Registry struct {
 	entries map[fileKey]*entry
 	dirty   bool
 	saved   time.Time
+	// prevWritten is when the previous run last wrote the checkpoint file:
+	// files changed after it were written while the agent was down.
+	prevWritten time.Time
 }
 
 // ErrCorruptCheckpoint is logged (never returned) when the checkpoint file
@@ -138,6 +141,7 @@ func OpenRegistry(dataDir string, log *slog.Logger) (r *Registry, corrupt string
 		log.Error("checkpoint file is corrupt; moved aside, files will be treated as new", "path", r.path, "moved_to", aside, "err", err)
 		return r, aside, r.probeWritable()
 	}
+	r.prevWritten, _ = time.Parse(time.RFC3339Nano, rf.Written)
 	for _, e := range rf.Files {
 		if e == nil || e.Offset < 0 {
 			continue
@@ -289,4 +293,20 @@ func (r *Registry) peek(k fileKey) *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.entries[k]
+}
+
+// byFingerprint returns an entry of another inode whose full-length
+// fingerprint is fp: the file that a copytruncate copy was copied from.
+func (r *Registry) byFingerprint(fp string, n int, not fileKey) *entry {
+	if n < fingerprintLen {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.entries {
+		if k != not && e.FPLen == n && e.FP == fp {
+			return e
+		}
+	}
+	return nil
 }

@@ -1,0 +1,710 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+)
+
+// recSink is an in-test sink that records the sequence number of every line
+// it is given (a line's URI is /seq/N) and acknowledges from another
+// goroutine, like the real sinks. hold keeps acknowledgements back.
+type recSink struct {
+	name string
+
+	mu      sync.Mutex
+	seqs    map[int]int
+	lowSeq  int // every seq below it was delivered
+	invalid []sinks.Event // copies, Raw copied
+	sent    int
+	hold    bool
+	held    []*sinks.Batch
+	failOn  func(seq int) bool // Done(err) for these
+	onEvent func(*sinks.Event) // sees every valid event, in Send
+	delay   time.Duration      // per batch, to make the reader lag
+	acking  sync.WaitGroup     // acknowledgements in progress
+}
+
+func newRecSink(name string) *recSink { return &recSink{name: name, seqs: map[int]int{}} }
+
+func (s *recSink) Name() string { return s.name }
+
+func seqOf(raw []byte) int {
+	i := bytes.Index(raw, []byte("/seq/"))
+	if i < 0 {
+		return -1
+	}
+	j := i + 5
+	for j < len(raw) && raw[j] >= '0' && raw[j] <= '9' {
+		j++
+	}
+	n, err := strconv.Atoi(string(raw[i+5 : j]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
+	s.mu.Lock()
+	s.sent += len(b.Events)
+	var errs []error
+	for i := range b.Events {
+		ev := &b.Events[i]
+		var err error
+		if ev.Err != nil {
+			c := *ev
+			c.Raw = append([]byte(nil), ev.Raw...)
+			c.Value = nil
+			s.invalid = append(s.invalid, c)
+		} else {
+			if !json.Valid(ev.Value) {
+				panic(fmt.Sprintf("invalid JSON from parser: %s", ev.Value))
+			}
+			seq := seqOf(ev.Raw)
+			if s.onEvent != nil {
+				s.onEvent(ev)
+			}
+			if s.failOn != nil && s.failOn(seq) {
+				err = fmt.Errorf("injected failure for seq %d", seq)
+			} else {
+				s.seqs[seq]++
+				for s.seqs[s.lowSeq] > 0 {
+					s.lowSeq++
+				}
+			}
+		}
+		errs = append(errs, err)
+	}
+	if s.hold {
+		s.held = append(s.held, b)
+		s.mu.Unlock()
+		return nil
+	}
+	delay := s.delay
+	s.acking.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.acking.Done()
+		if delay > 0 {
+			time.Sleep(delay) // load shaping (a slow sink), not synchronisation
+		}
+		for i := range b.Events {
+			b.Events[i].Done(errs[i])
+		}
+	}()
+	return nil
+}
+
+func (s *recSink) release() {
+	s.mu.Lock()
+	held := s.held
+	s.held, s.hold = nil, false
+	s.mu.Unlock()
+	for _, b := range held {
+		b.DoneAll(nil)
+	}
+}
+
+// Close completes everything, like a real sink's Close.
+func (s *recSink) Close(ctx context.Context) error {
+	s.release()
+	s.acking.Wait()
+	return nil
+}
+
+func (s *recSink) count(seq int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seqs[seq]
+}
+
+// missing returns the sequence numbers in [0, n) not delivered, and how many
+// were delivered more than once.
+func (s *recSink) missing(n int) (missing []int, dups int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lowSeq < n && s.seqs[n-1] == 0 && len(s.seqs) < n {
+		return []int{s.lowSeq}, 0 // cheap answer while lines are still missing
+	}
+	for i := 0; i < n; i++ {
+		switch c := s.seqs[i]; {
+		case c == 0:
+			missing = append(missing, i)
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	return missing, dups
+}
+
+// env is one scenario: a log directory, a writer that behaves like nginx
+// (O_APPEND, keeps its descriptor across renames until reopen), the agent
+// and two recording sinks.
+type env struct {
+	t     *testing.T
+	dir   string
+	data  string
+	log   string
+	w     *os.File
+	cfg   Config
+	ins   []InputConfig
+	sinks []*recSink
+	a     *Agent
+	stopF context.CancelFunc
+	done  chan error
+	logs  *syncBuf
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "logs", "access.log"), logs: &syncBuf{}}
+	os.MkdirAll(filepath.Dir(e.log), 0o755)
+	e.cfg = Config{DataDir: e.data, Hostname: "test-host"}
+	e.cfg.ScanInterval.Duration = 20 * time.Millisecond
+	e.cfg.PollInterval.Duration = 20 * time.Millisecond
+	e.cfg.CheckpointInterval.Duration = 20 * time.Millisecond
+	e.cfg.RotateWait.Duration = 300 * time.Millisecond
+	e.cfg.Defaults()
+	e.ins = []InputConfig{{Paths: []string{e.log}, Format: "combined"}}
+	e.ins[0].Defaults()
+	e.sinks = []*recSink{newRecSink("a"), newRecSink("b")}
+	e.reopen()
+	t.Cleanup(func() {
+		e.stop()
+		if e.w != nil {
+			e.w.Close()
+		}
+		if t.Failed() {
+			t.Logf("agent log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+func line(seq int) string {
+	return fmt.Sprintf("127.0.0.%d - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d?q=%%20x HTTP/1.1\" 200 %d \"-\" \"test-agent/1.0 (\\x22quoted\\x22)\"\n", seq%250, seq, seq%5000)
+}
+
+// reopen makes the writer open the log path anew, like nginx on USR1.
+func (e *env) reopen() {
+	if e.w != nil {
+		e.w.Close()
+	}
+	w, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.w = w
+}
+
+// write appends lines [from, to) through the writer's descriptor.
+func (e *env) write(from, to int) {
+	e.t.Helper()
+	var b bytes.Buffer
+	for i := from; i < to; i++ {
+		b.WriteString(line(i))
+		if b.Len() > 64<<10 {
+			e.mustWrite(b.Bytes())
+			b.Reset()
+		}
+	}
+	e.mustWrite(b.Bytes())
+}
+
+func (e *env) mustWrite(p []byte) {
+	e.t.Helper()
+	if _, err := e.w.Write(p); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) rename(to string) {
+	e.t.Helper()
+	if err := os.Rename(e.log, filepath.Join(filepath.Dir(e.log), to)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// copytruncate does what logrotate's copytruncate does.
+func (e *env) copytruncate(to string) {
+	e.t.Helper()
+	src, err := os.Open(e.log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dst, err := os.Create(filepath.Join(filepath.Dir(e.log), to))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	if err := os.Truncate(e.log, 0); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) start() {
+	e.t.Helper()
+	ss := make([]sinks.Sink, len(e.sinks))
+	for i, s := range e.sinks {
+		ss[i] = s
+	}
+	a, err := New(e.cfg, e.ins, ss, Options{Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), KeyField: "remote_addr"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.a, e.stopF, e.done = a, cancel, make(chan error, 1)
+	go func() { e.done <- a.Run(ctx) }()
+}
+
+// stop is a clean shutdown: stop reading, close the sinks, final checkpoint.
+func (e *env) stop() {
+	if e.a == nil {
+		return
+	}
+	e.stopF()
+	<-e.done
+	for _, s := range e.sinks {
+		s.Close(context.Background())
+	}
+	if err := e.a.Close(); err != nil {
+		e.t.Errorf("final checkpoint: %v", err)
+	}
+	e.a = nil
+}
+
+// crash abandons the agent without closing sinks or writing a checkpoint,
+// like kill -9 (what was checkpointed before stays; held events are lost).
+func (e *env) crash() {
+	e.stopF()
+	<-e.done
+	for _, s := range e.sinks {
+		s.mu.Lock()
+		s.held, s.hold = nil, false
+		s.mu.Unlock()
+	}
+	e.a = nil
+}
+
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitDelivered waits until every seq in [0, n) reached every sink.
+func (e *env) waitDelivered(n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		done := true
+		for _, s := range e.sinks {
+			if time.Now().Before(deadline) {
+				s.mu.Lock()
+				low := s.lowSeq
+				s.mu.Unlock()
+				if low < n {
+					done = false
+					continue
+				}
+			}
+			if m, _ := s.missing(n); len(m) > 0 {
+				done = false
+				if time.Now().After(deadline) {
+					e.t.Fatalf("sink %s: %d of %d lines missing, first %v", s.name, len(m), n, m[:min(len(m), 10)])
+				}
+			}
+		}
+		if done {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *env) dups(n int) int {
+	total := 0
+	for _, s := range e.sinks {
+		_, d := s.missing(n)
+		total += d
+	}
+	return total
+}
+
+// checkpoint returns the checkpointed offsets by path.
+func (e *env) checkpoint() map[string]int64 {
+	b, err := os.ReadFile(filepath.Join(e.data, "checkpoints.json"))
+	if err != nil {
+		return nil
+	}
+	var rf registryFile
+	if json.Unmarshal(b, &rf) != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, f := range rf.Files {
+		out[f.Path] = f.Offset
+	}
+	return out
+}
+
+func (e *env) size(name string) int64 {
+	fi, err := os.Stat(filepath.Join(filepath.Dir(e.log), name))
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+func (e *env) waitCheckpoint(path string, off int64) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("checkpoint of %s at %d", path, off), func() bool { return e.checkpoint()[path] == off })
+}
+
+func TestDeliversEveryLineAndCheckpointsFileSize(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 5000)
+	e.start()
+	e.waitDelivered(5000)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	if d := e.dups(5000); d != 0 {
+		t.Fatalf("%d duplicates without any failure", d)
+	}
+}
+
+func TestNewFilesPickedUpWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	e.ins[0].Paths = []string{filepath.Join(filepath.Dir(e.log), "*.log")}
+	e.start()
+	e.write(0, 100)
+	other := filepath.Join(filepath.Dir(e.log), "other.log")
+	var b bytes.Buffer
+	for i := 100; i < 200; i++ {
+		b.WriteString(line(i))
+	}
+	os.WriteFile(other, b.Bytes(), 0o644)
+	e.waitDelivered(200)
+}
+
+func TestReadFromEndSkipsExistingButReadsNewLines(t *testing.T) {
+	e := newEnv(t)
+	e.ins[0].ReadFrom = "end"
+	e.write(0, 100)
+	e.start()
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	e.write(100, 200)
+	e.waitFor("new lines", func() bool { return e.sinks[0].count(199) == 1 && e.sinks[1].count(199) == 1 })
+	for i := 0; i < 100; i++ {
+		if e.sinks[0].count(i) != 0 {
+			t.Fatalf("read_from=end shipped old line %d", i)
+		}
+	}
+	for i := 100; i < 200; i++ {
+		if e.sinks[0].count(i) != 1 {
+			t.Fatalf("line %d delivered %d times", i, e.sinks[0].count(i))
+		}
+	}
+}
+
+func TestPartialLineWaitsForItsNewline(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	l0, l1 := line(0), line(1)
+	e.mustWrite([]byte(l0 + l1[:20]))
+	e.waitDelivered(1)
+	e.waitCheckpoint(e.log, int64(len(l0)))
+	// The reader has seen the partial bytes: wait until it read them all.
+	e.waitFor("partial bytes read", func() bool {
+		return e.a != nil && readBytes(e.a, e.log) == float64(len(l0)+20)
+	})
+	if e.sinks[0].count(1) != 0 || len(e.sinks[0].invalid) != 0 {
+		t.Fatal("a partial line was emitted before its newline")
+	}
+	e.mustWrite([]byte(l1[20:]))
+	e.waitDelivered(2)
+	e.waitCheckpoint(e.log, int64(len(l0)+len(l1)))
+	if d := e.dups(2); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}
+
+func TestEventOffsetsAreExact(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 300)
+	var off int64
+	want := map[int]int64{}
+	for i := 0; i < 300; i++ {
+		want[i] = off
+		off += int64(len(line(i)))
+	}
+	e.sinks[0].failOn = nil
+	var mu sync.Mutex
+	got := map[int]int64{}
+	e.sinks[0].onEvent = func(ev *sinks.Event) {
+		mu.Lock()
+		got[seqOf(ev.Raw)] = ev.Offset
+		mu.Unlock()
+		var v struct {
+			Off int64 `json:"log_offset"`
+		}
+		if err := json.Unmarshal(ev.Value, &v); err != nil || v.Off != ev.Offset {
+			t.Errorf("log_offset in JSON %d (err %v), event offset %d", v.Off, err, ev.Offset)
+		}
+	}
+	e.start()
+	e.waitDelivered(300)
+	mu.Lock()
+	defer mu.Unlock()
+	for i, o := range want {
+		if got[i] != o {
+			t.Fatalf("line %d: offset %d, want %d", i, got[i], o)
+		}
+	}
+}
+
+func TestRenameRotationReadsOldFileToItsEnd(t *testing.T) {
+	for _, globbed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rotated-name-matches-glob=%v", globbed), func(t *testing.T) {
+			e := newEnv(t)
+			if globbed {
+				e.ins[0].Paths = []string{e.log + "*"}
+			}
+			e.start()
+			e.write(0, 2000)
+			e.rename("access.log.1")
+			// nginx keeps writing to the renamed file until USR1.
+			e.write(2000, 3000)
+			e.reopen()
+			e.write(3000, 4000)
+			e.waitDelivered(4000)
+			if d := e.dups(4000); d != 0 {
+				t.Fatalf("%d duplicates", d)
+			}
+		})
+	}
+}
+
+func TestRenameRotationWithLaggingReader(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxInFlightBytes = 1 << 16
+	for _, s := range e.sinks {
+		s.delay = 2 * time.Millisecond
+	}
+	e.write(0, 20000)
+	e.start()
+	e.waitFor("reading started", func() bool { return e.sinks[0].count(0) == 1 })
+	e.rename("access.log.1")
+	e.write(20000, 25000)
+	e.reopen()
+	e.write(25000, 30000)
+	e.waitDelivered(30000)
+	if d := e.dups(30000); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}
+
+func TestCopytruncate(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.write(0, 1000)
+	e.waitDelivered(1000)
+	e.copytruncate("access.log.1")
+	e.write(1000, 2000)
+	e.waitDelivered(2000)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	if d := e.dups(2000); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}
+
+func TestRestartResumesFromCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 1000)
+	e.start()
+	e.waitDelivered(1000)
+	e.stop()
+	e.write(1000, 2000)
+	e.start()
+	e.waitDelivered(2000)
+	if d := e.dups(2000); d != 0 {
+		t.Fatalf("%d duplicates after a clean restart", d)
+	}
+}
+
+func TestCrashRestartDeliversEverything(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 3000)
+	e.sinks[1].hold = true // sink b never acknowledges before the crash
+	e.start()
+	e.waitFor("sink a got everything", func() bool { m, _ := e.sinks[0].missing(3000); return len(m) == 0 })
+	e.crash()
+	if cp := e.checkpoint()[e.log]; cp != 0 {
+		t.Fatalf("checkpoint %d moved past lines sink b never acknowledged", cp)
+	}
+	e.write(3000, 4000)
+	e.start()
+	e.waitDelivered(4000)
+	t.Logf("duplicates after crash: %d (sink a re-received what b had not acknowledged)", e.dups(4000))
+}
+
+func TestRotatedWhileAgentDown(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.write(0, 500)
+	e.waitDelivered(500)
+	e.stop()
+	// While down: more lines, rotation twice, more lines to each.
+	e.write(500, 700)
+	e.rename("access.log.1")
+	e.write(700, 800)
+	e.reopen()
+	e.write(800, 900)
+	os.Rename(e.log+".1", e.log+".2")
+	e.rename("access.log.1")
+	e.reopen()
+	e.write(900, 1000)
+	e.start()
+	e.waitDelivered(1000)
+	if d := e.dups(1000); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}
+
+func TestLongLineGoesToDeadLetterTruncated(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxLineBytes = 1024
+	e.write(0, 10)
+	long := bytes.Repeat([]byte("A"), 300_000)
+	e.mustWrite(append(long, '\n'))
+	e.write(10, 20)
+	e.start()
+	e.waitDelivered(20)
+	s := e.sinks[0]
+	s.mu.Lock()
+	inv := append([]sinks.Event(nil), s.invalid...)
+	s.mu.Unlock()
+	if len(inv) != 1 || !inv[0].Truncated || len(inv[0].Raw) != 1024 {
+		t.Fatalf("dead-letter events %d, want one truncated to 1024 bytes: %+v", len(inv), inv)
+	}
+	e.waitCheckpoint(e.log, e.size("access.log"))
+}
+
+func TestGarbageAndBinaryLinesAreDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 5)
+	e.mustWrite([]byte("\x00\x01\xff\xfe garbage \x16\x03\x01\n\nnot a log line at all\n"))
+	e.write(5, 10)
+	e.start()
+	e.waitDelivered(10)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	s := e.sinks[0]
+	s.mu.Lock()
+	n := len(s.invalid)
+	s.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d dead-letter events, want 3 (binary, empty, text)", n)
+	}
+}
+
+func TestFailedDeliveryIsNotCheckpointed(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	failed := true
+	e.sinks[1].failOn = func(seq int) bool { mu.Lock(); defer mu.Unlock(); return failed && seq == 70 }
+	e.start()
+	e.write(0, 50)
+	e.waitDelivered(50)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	e.write(50, 100)
+	e.waitFor("later lines", func() bool { return e.sinks[1].count(99) == 1 })
+	e.stop()
+	cp := e.checkpoint()[e.log]
+	data, _ := os.ReadFile(e.log)
+	if s := seqOf(data[cp:]); s == -1 || s > 70 {
+		t.Fatalf("checkpoint %d (at seq %d) is past the line a sink failed (70)", cp, s)
+	}
+	mu.Lock()
+	failed = false
+	mu.Unlock()
+	e.start()
+	e.waitDelivered(100)
+}
+
+func TestBackpressureBoundsInFlight(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxInFlightBytes = 1 << 20
+	e.sinks[0].hold = true
+	const n = 60000 // ~9 MiB of log
+	e.write(0, n)
+	e.start()
+	e.waitFor("budget spent", func() bool { return e.a.budget.inUse() > (1<<20)/2 })
+	// The reader is blocked on the budget: what was sent stays bounded.
+	s := e.sinks[1]
+	e.waitFor("reader blocked", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.sent > 0
+	})
+	if used := e.a.budget.inUse(); used > 1<<20 {
+		t.Fatalf("in-flight bytes %d above the limit", used)
+	}
+	s.mu.Lock()
+	sent := s.sent
+	s.mu.Unlock()
+	if sent >= n {
+		t.Fatalf("all %d lines were read while a sink held every acknowledgement", n)
+	}
+	e.sinks[0].release()
+	e.waitFor("held acks flow", func() bool {
+		e.sinks[0].release() // release what arrives after
+		e.sinks[0].mu.Lock()
+		defer e.sinks[0].mu.Unlock()
+		e.sinks[1].mu.Lock()
+		defer e.sinks[1].mu.Unlock()
+		return e.sinks[0].lowSeq >= n && e.sinks[1].lowSeq >= n
+	})
+}
+
+func readBytes(a *Agent, path string) float64 {
+	return counterValue(a.m.bytesRead.WithLabelValues(path))
+}
+
+var _ = sort.Ints
