@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 

@@ -26,7 +26,7 @@ type recSink struct {
 
 	mu      sync.Mutex
 	seqs    map[int]int
-	lowSeq  int // every seq below it was delivered
+	lowSeq  int           // every seq below it was delivered
 	invalid []sinks.Event // copies, Raw copied
 	sent    int
 	hold    bool
