@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
+)
+
+func cmdRun(args []string, stderr io.Writer) int {
+	var path string
+	fs := newFlagSet("run", stderr, &path)
+	if _, err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		printErrors(stderr, "nginx-shipper: ", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.Agent)
+	log.Info("starting", "version", version, "config", path)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	d := &daemon{path: path, log: log}
+	if err := d.serve(ctx, cfg, hup); err != nil {
+		log.Error("exiting", "err", err)
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
+}
+
+func newLogger(w io.Writer, c agent.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// daemon runs one pipeline (sinks + agent) at a time; a reload stops the
+// running one cleanly (flush, final checkpoint) and starts the next, so no
+// line is lost or sent twice across a reload.
+type daemon struct {
+	path  string
+	log   *slog.Logger
+	ready atomic.Bool
+	reg   *prometheus.Registry
+}
+
+// pipeline is one generation of the running agent and its sinks.
+type pipeline struct {
+	agent *agent.Agent
+	sinks []sinks.Sink
+	cfg   *Config
+}
+
+func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) error {
+	var srv *http.Server
+	if *cfg.Agent.MetricsListen != "" {
+		var err error
+		srv, err = d.startHTTP(*cfg.Agent.MetricsListen, cfg.Agent.PprofListen)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	notify("READY=0")
+	for {
+		p, err := d.start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- p.agent.Run(runCtx) }()
+		d.ready.Store(true)
+		notify("READY=1")
+		wd := watchdogTicker()
+
+		var next *Config
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-wd:
+				notify("WATCHDOG=1")
+			case <-hup:
+				notify(reloadingMsg())
+				nc, err := LoadConfig(d.path)
+				if err != nil {
+					d.log.Error("reload rejected: the new configuration is invalid; keeping the running one", "err", err)
+					notify("READY=1")
+					continue
+				}
+				d.log.Info("reloading configuration")
+				next = nc
+				break wait
+			}
+		}
+		if next == nil {
+			notify("STOPPING=1")
+		}
+		d.ready.Store(false)
+		cancel()
+		<-done
+		err = d.stop(p, cfg)
+		if next == nil {
+			return err
+		}
+		cfg = next
+	}
+}
+
+// start builds the sinks and the agent for cfg.
+func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
+	reg := prometheus.NewRegistry()
+	var ss []sinks.Sink
+	closeAll := func() {
+		c, cancel := context.WithTimeout(context.Background(), cfg.Agent.ShutdownTimeout.Duration)
+		defer cancel()
+		for _, s := range ss {
+			s.Close(c)
+		}
+	}
+	if cfg.KafkaEnabled() {
+		k, err := kafka.New(*cfg.Sinks.Kafka, d.log.With("sink", "kafka"), reg)
+		if err != nil {
+			return nil, fmt.Errorf("sinks.kafka: %w", err)
+		}
+		ss = append(ss, k)
+	}
+	if cfg.S3Enabled() {
+		s, err := s3.New(*cfg.Sinks.S3, d.log.With("sink", "s3"), reg)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("sinks.s3: %w", err)
+		}
+		ss = append(ss, s)
+	}
+	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
+		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
+	})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.reg = reg
+	return &pipeline{agent: a, sinks: ss, cfg: cfg}, nil
+}
+
+// stop closes the sinks (flushing what is in flight) within the shutdown
+// deadline and writes the final checkpoint.
+func (d *daemon) stop(p *pipeline, cfg *Config) error {
+	c, cancel := context.WithTimeout(context.Background(), cfg.Agent.ShutdownTimeout.Duration)
+	defer cancel()
+	var errs []error
+	for _, s := range p.sinks {
+		if err := s.Close(c); err != nil {
+			errs = append(errs, fmt.Errorf("closing %s: %w", s.Name(), err))
+		}
+	}
+	if err := p.agent.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		d.log.Warn("shutdown incomplete; what was not delivered is read again at the next start", "err", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (d *daemon) startHTTP(addr, pprofAddr string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg := d.reg
+		if reg == nil {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if pprofAddr != "" && pprofAddr == addr {
+		mountPprof(mux)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("agent.metrics_listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
+	if pprofAddr != "" && pprofAddr != addr {
+		pm := http.NewServeMux()
+		mountPprof(pm)
+		pln, err := net.Listen("tcp", pprofAddr)
+		if err != nil {
+			return nil, fmt.Errorf("agent.pprof_listen: %w", err)
+		}
+		go (&http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}).Serve(pln)
+		d.log.Info("serving pprof", "addr", pln.Addr().String())
+	}
+	return srv, nil
+}
+
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
+// notify, watchdogTicker and reloadingMsg talk to systemd (sd_notify); they
+// do nothing outside systemd.
+func notify(state string) { sdNotify(state) }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	var path string
+	fs := newFlagSet("validate", stderr, &path)
+	connect := fs.Bool("connect", false, "also connect to the enabled sinks: brokers and topic, bucket")
+	if _, err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		printErrors(stderr, "nginx-shipper: ", err)
+		fmt.Fprintf(stderr, "nginx-shipper: configuration file %s test failed\n", path)
+		return 1
+	}
+	for i, in := range cfg.Inputs {
+		fmt.Fprintf(stdout, "input %d: paths %v, format %q, escape %s, read_from %s\n", i, in.Paths, in.Format, escOrDefault(in.Escape), in.ReadFrom)
+	}
+	fmt.Fprintf(stdout, "sinks: kafka %s, s3 %s\n", onOff(cfg.KafkaEnabled()), onOff(cfg.S3Enabled()))
+	if !cfg.KafkaEnabled() && !cfg.S3Enabled() {
+		fmt.Fprintf(stdout, "warning: no sink is enabled; `run` will refuse to start until [sinks.kafka] or [sinks.s3] is enabled\n")
+	}
+	if *connect {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		log := slog.New(slog.DiscardHandler)
+		failed := false
+		if cfg.KafkaEnabled() {
+			if err := checkKafka(ctx, *cfg.Sinks.Kafka, log); err != nil {
+				printErrors(stderr, "nginx-shipper: sinks.kafka: ", err)
+				failed = true
+			} else {
+				fmt.Fprintf(stdout, "kafka: brokers reachable, topic %q exists\n", cfg.Sinks.Kafka.Topic)
+			}
+		}
+		if cfg.S3Enabled() {
+			if err := checkS3(ctx, *cfg.Sinks.S3, log); err != nil {
+				printErrors(stderr, "nginx-shipper: sinks.s3: ", err)
+				failed = true
+			} else {
+				fmt.Fprintf(stdout, "s3: bucket %q reachable\n", cfg.Sinks.S3.Bucket)
+			}
+		}
+		if failed {
+			fmt.Fprintf(stderr, "nginx-shipper: configuration file %s test failed\n", path)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "nginx-shipper: configuration file %s test is successful\n", path)
+	return 0
+}
+
+func checkKafka(ctx context.Context, c kafka.Config, log *slog.Logger) error {
+	k, err := kafka.New(c, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer k.Close(ctx)
+	return k.Check(ctx)
+}
+
+// checkS3 reaches the bucket with a sink on a throwaway spool, so that
+// validate never touches the daemon's spool.
+func checkS3(ctx context.Context, c s3.Config, log *slog.Logger) error {
+	dir, err := os.MkdirTemp("", "nginx-shipper-validate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c.SpoolDir = dir
+	s, err := s3.New(c, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer s.Close(ctx)
+	return s.Check(ctx)
+}
+
+func escOrDefault(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+func onOff(b bool) string {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
