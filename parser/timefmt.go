@@ -8,8 +8,6 @@ type tm struct {
 	year, month, day, hour, min, sec, ms, off int
 }
 
-var monthNames = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-
 func num(b []byte) (int, bool) {
 	n := 0
 	for _, c := range b {
@@ -21,31 +19,64 @@ func num(b []byte) (int, bool) {
 	return n, len(b) > 0
 }
 
+// d2 parses two ASCII digits.
+func d2(b []byte) (int, bool) {
+	x, y := b[0]-'0', b[1]-'0'
+	return int(x)*10 + int(y), x <= 9 && y <= 9
+}
+
+// month returns 1..12 for "Jan".."Dec", 0 otherwise.
+func month(b []byte) int {
+	switch uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) {
+	case 'J'<<16 | 'a'<<8 | 'n':
+		return 1
+	case 'F'<<16 | 'e'<<8 | 'b':
+		return 2
+	case 'M'<<16 | 'a'<<8 | 'r':
+		return 3
+	case 'A'<<16 | 'p'<<8 | 'r':
+		return 4
+	case 'M'<<16 | 'a'<<8 | 'y':
+		return 5
+	case 'J'<<16 | 'u'<<8 | 'n':
+		return 6
+	case 'J'<<16 | 'u'<<8 | 'l':
+		return 7
+	case 'A'<<16 | 'u'<<8 | 'g':
+		return 8
+	case 'S'<<16 | 'e'<<8 | 'p':
+		return 9
+	case 'O'<<16 | 'c'<<8 | 't':
+		return 10
+	case 'N'<<16 | 'o'<<8 | 'v':
+		return 11
+	case 'D'<<16 | 'e'<<8 | 'c':
+		return 12
+	}
+	return 0
+}
+
 // parseTimeLocal parses nginx's $time_local: 25/Nov/2026:15:04:05 +0000.
 func parseTimeLocal(b []byte) (tm, bool) {
 	var t tm
 	if len(b) != 26 || b[2] != '/' || b[6] != '/' || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' {
 		return t, false
 	}
-	var ok [7]bool
-	t.day, ok[0] = num(b[0:2])
-	t.year, ok[1] = num(b[7:11])
-	t.hour, ok[2] = num(b[12:14])
-	t.min, ok[3] = num(b[15:17])
-	t.sec, ok[4] = num(b[18:20])
-	oh, ok5 := num(b[22:24])
-	om, ok6 := num(b[24:26])
-	ok[5], ok[6] = ok5, ok6
-	for _, o := range ok {
-		if !o {
-			return t, false
-		}
+	var ok [8]bool
+	t.day, ok[0] = d2(b[0:])
+	y1, ok1 := d2(b[7:])
+	y2, ok2 := d2(b[9:])
+	t.year, ok[1], ok[2] = y1*100+y2, ok1, ok2
+	t.hour, ok[3] = d2(b[12:])
+	t.min, ok[4] = d2(b[15:])
+	t.sec, ok[5] = d2(b[18:])
+	oh, ok6 := d2(b[22:])
+	om, ok7 := d2(b[24:])
+	ok[6], ok[7] = ok6, ok7
+	if ok != [8]bool{true, true, true, true, true, true, true, true} {
+		return t, false
 	}
-	for i, m := range monthNames {
-		if string(b[3:6]) == m {
-			t.month = i + 1
-		}
-	}
+	t.month = month(b[3:6])
 	if !zone(b[21], oh, om, &t) {
 		return t, false
 	}
@@ -209,43 +240,31 @@ func (t *tm) time() time.Time {
 
 // appendRFC3339 appends "2026-11-25T15:04:05.000+00:00" (quoted).
 func (t *tm) appendRFC3339(dst []byte) []byte {
-	dst = append(dst, '"')
-	dst = pad(dst, t.year, 4)
-	dst = append(dst, '-')
-	dst = pad(dst, t.month, 2)
-	dst = append(dst, '-')
-	dst = pad(dst, t.day, 2)
-	dst = append(dst, 'T')
-	dst = pad(dst, t.hour, 2)
-	dst = append(dst, ':')
-	dst = pad(dst, t.min, 2)
-	dst = append(dst, ':')
-	dst = pad(dst, t.sec, 2)
-	dst = append(dst, '.')
-	dst = pad(dst, t.ms, 3)
+	var b [31]byte
+	b[0], b[30] = '"', '"'
+	y := t.year % 10000
+	b[1], b[2], b[3], b[4] = byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10)
+	b[5], b[8], b[11], b[14], b[17], b[20] = '-', '-', 'T', ':', ':', '.'
+	put2(b[6:], t.month)
+	put2(b[9:], t.day)
+	put2(b[12:], t.hour)
+	put2(b[15:], t.min)
+	put2(b[18:], t.sec)
+	ms := t.ms % 1000
+	b[21], b[22], b[23] = byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10)
 	off := t.off
+	b[24] = '+'
 	if off < 0 {
-		dst = append(dst, '-')
+		b[24] = '-'
 		off = -off
-	} else {
-		dst = append(dst, '+')
 	}
-	dst = pad(dst, off/60, 2)
-	dst = append(dst, ':')
-	dst = pad(dst, off%60, 2)
-	return append(dst, '"')
+	put2(b[25:], off/60)
+	b[27] = ':'
+	put2(b[28:], off%60)
+	return append(dst, b[:]...)
 }
 
-func pad(dst []byte, n, width int) []byte {
-	var b [8]byte
-	i := len(b)
-	for ; width > 0 || n > 0; width-- {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if i == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
+func put2(b []byte, n int) {
+	n %= 100
+	b[0], b[1] = byte('0'+n/10), byte('0'+n%10)
 }
