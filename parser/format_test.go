@@ -339,3 +339,14 @@ func TestConcurrentParse(t *testing.T) {
 		}
 	}
 }
+
+// Space-separated upstream lists take all their entries, also with the
+// " : " separator that holds spaces.
+func TestAdjacentLists(t *testing.T) {
+	format := `$upstream_status $upstream_addr $upstream_response_time $status`
+	out, _ := parseOne(t, format, EscapeDefault, `502 : 200 127.0.0.1:1 : 127.0.0.1:2 0.001, 0.002 : - 200`)
+	want := `{"upstream_status":[502,200],"upstream_addr":["127.0.0.1:1","127.0.0.1:2"],"upstream_response_time":[0.001,0.002,null],"status":200,`
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+}

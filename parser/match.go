@@ -138,6 +138,9 @@ func (m *matcher) match(i, pos int) bool {
 			m.fail(fValue, i, pos)
 			continue
 		}
+		if isList(v.kind) && continuesList(line[end:]) && !continuesList(v.after) {
+			continue // an upstream list takes all its entries
+		}
 		m.spans[i] = span{pos, end}
 		if m.match(i+1, end+len(v.after)) {
 			return true
@@ -219,6 +222,13 @@ func oddBackslashes(b []byte) bool {
 		n++
 	}
 	return n%2 == 1
+}
+
+func isList(k kind) bool { return k == kListNum || k == kListInt || k == kListStr }
+
+// continuesList reports whether b starts with an upstream list separator.
+func continuesList(b []byte) bool {
+	return len(b) >= 2 && b[0] == ',' && b[1] == ' ' || len(b) >= 3 && b[0] == ' ' && b[1] == ':' && b[2] == ' '
 }
 
 func isDash(b []byte) bool { return len(b) == 1 && b[0] == '-' }
