@@ -11,6 +11,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,7 +73,40 @@ type daemon struct {
 	path  string
 	log   *slog.Logger
 	ready atomic.Bool
+	mu    sync.Mutex
 	reg   *prometheus.Registry
+	pipe  *pipeline
+}
+
+func (d *daemon) registry() *prometheus.Registry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reg
+}
+
+// readyz answers 200 when the pipeline runs and every sink says it is ready
+// (connected, spool below its limit); 503 with the reasons otherwise.
+func (d *daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	p := d.pipe
+	d.mu.Unlock()
+	if !d.ready.Load() || p == nil {
+		http.Error(w, "not ready: starting or reloading", http.StatusServiceUnavailable)
+		return
+	}
+	var problems []string
+	for _, s := range p.sinks {
+		if rs, ok := s.(interface{ Ready() error }); ok {
+			if err := rs.Ready(); err != nil {
+				problems = append(problems, s.Name()+": "+err.Error())
+			}
+		}
+	}
+	if len(problems) > 0 {
+		http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
 }
 
 // pipeline is one generation of the running agent and its sinks.
@@ -82,18 +117,23 @@ type pipeline struct {
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) error {
-	var srv *http.Server
-	if *cfg.Agent.MetricsListen != "" {
-		var err error
-		srv, err = d.startHTTP(*cfg.Agent.MetricsListen, cfg.Agent.PprofListen)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
+	srvs, err := d.startHTTP(*cfg.Agent.MetricsListen, cfg.Agent.PprofListen)
+	if err != nil {
+		return err
 	}
-	notify("READY=0")
+	defer func() {
+		for _, s := range srvs {
+			s.Close()
+		}
+	}()
+	var prev *Config
 	for {
 		p, err := d.start(ctx, cfg)
+		if err != nil && prev != nil {
+			d.log.Error("reload failed: the new configuration could not start; going back to the previous one", "err", err)
+			cfg, prev = prev, nil
+			p, err = d.start(ctx, cfg)
+		}
 		if err != nil {
 			return err
 		}
@@ -135,7 +175,7 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		if next == nil {
 			return err
 		}
-		cfg = next
+		prev, cfg = cfg, next
 	}
 }
 
@@ -173,8 +213,11 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		return nil, err
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d.reg = reg
-	return &pipeline{agent: a, sinks: ss, cfg: cfg}, nil
+	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
+	d.mu.Lock()
+	d.reg, d.pipe = reg, p
+	d.mu.Unlock()
+	return p, nil
 }
 
 // stop closes the sinks (flushing what is in flight) within the shutdown
@@ -197,47 +240,50 @@ func (d *daemon) stop(p *pipeline, cfg *Config) error {
 	return nil
 }
 
-func (d *daemon) startHTTP(addr, pprofAddr string) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reg := d.reg
-		if reg == nil {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !d.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	if pprofAddr != "" && pprofAddr == addr {
-		mountPprof(mux)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("agent.metrics_listen: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	d.log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
-	if pprofAddr != "" && pprofAddr != addr {
-		pm := http.NewServeMux()
-		mountPprof(pm)
-		pln, err := net.Listen("tcp", pprofAddr)
+// startHTTP serves /metrics, /healthz and /readyz on addr and pprof on
+// pprofAddr (the same server when they are equal); "" turns either off.
+func (d *daemon) startHTTP(addr, pprofAddr string) ([]*http.Server, error) {
+	var srvs []*http.Server
+	serve := func(key, addr string, mux *http.ServeMux) error {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("agent.pprof_listen: %w", err)
+			return fmt.Errorf("agent.%s: %w", key, err)
 		}
-		go (&http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}).Serve(pln)
-		d.log.Info("serving pprof", "addr", pln.Addr().String())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		srvs = append(srvs, srv)
+		d.log.Info("serving HTTP", "key", key, "addr", ln.Addr().String())
+		return nil
 	}
-	return srv, nil
+	if addr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reg := d.registry()
+			if reg == nil {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "ok")
+		})
+		mux.HandleFunc("/readyz", d.readyz)
+		if pprofAddr == addr {
+			mountPprof(mux)
+		}
+		if err := serve("metrics_listen", addr, mux); err != nil {
+			return srvs, err
+		}
+	}
+	if pprofAddr != "" && pprofAddr != addr {
+		mux := http.NewServeMux()
+		mountPprof(mux)
+		if err := serve("pprof_listen", pprofAddr, mux); err != nil {
+			return srvs, err
+		}
+	}
+	return srvs, nil
 }
 
 func mountPprof(mux *http.ServeMux) {
