@@ -55,7 +55,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`1.2.3.4 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 1 "-" "a\x22\xff\x5C"`))
 	var parsers []*Parser
 	for _, g := range goldenLogs {
-		format, esc, err := FromNginxConf(nginxConf, g.format, os.ReadFile, filepath.Glob)
+		spec := ConfPrefix + nginxConf + ":" + g.format
+		if _, ok := Builtin(g.format); ok {
+			spec = g.format
+		}
+		format, esc, _, err := ResolveFormat(spec, os.ReadFile, filepath.Glob)
 		if err != nil {
 			f.Fatal(err)
 		}

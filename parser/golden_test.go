@@ -21,6 +21,7 @@ var goldenLogs = []struct{ log, format string }{
 	{"json", "jsonlog"},
 	{"none", "rawnone"},
 	{"default_included", "included"}, // defined in an included file
+	{"json_builtin", "json"},         // compiled as the built-in name
 }
 
 const nginxConf = "testdata/nginx/nginx.conf.in"
@@ -46,6 +47,9 @@ func readLines(data []byte) (lines [][]byte, offsets []int64) {
 
 func compileFromConf(t testing.TB, name string) *Parser {
 	t.Helper()
+	if _, ok := Builtin(name); ok && name != "combined" {
+		return mustCompile(t, name, Options{KeyField: "remote_addr"})
+	}
 	format, esc, err := FromNginxConf(nginxConf, name, os.ReadFile, filepath.Glob)
 	if err != nil {
 		t.Fatalf("FromNginxConf(%s): %v", name, err)
