@@ -93,6 +93,7 @@ func (c *Config) Defaults() {
 	}
 	if c.Sinks.Kafka != nil {
 		c.Sinks.Kafka.Defaults()
+		c.Sinks.Kafka.Hostname = c.Agent.Hostname
 	}
 	if c.Sinks.S3 != nil {
 		c.Sinks.S3.Defaults()
