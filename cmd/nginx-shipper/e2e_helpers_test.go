@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -51,13 +52,22 @@ func merge(sets ...map[int]e2e.Request) map[int]e2e.Request {
 
 // checkFinal asserts, per sink and stream, that every wanted seq was
 // delivered; it returns the duplicates per sink (summed over streams) and
-// fails on unexpected seqs. noDups also fails on any duplicate.
-func checkFinal(t *testing.T, final map[string]e2e.Tally, want map[string]map[int]bool, noDups bool) map[string]int {
+// fails on seqs neither wanted nor in allowed. noDups also fails on any
+// duplicate.
+func checkFinal(t *testing.T, final map[string]e2e.Tally, want map[string]map[int]bool, noDups bool, allowed ...map[int]bool) map[string]int {
 	t.Helper()
 	dups := map[string]int{}
 	for sink, tl := range final {
 		for stream, w := range want {
 			missing, d, unexpected := e2e.Diff(tl[stream], w)
+			unexpected = slices.DeleteFunc(unexpected, func(s int) bool {
+				for _, a := range allowed {
+					if a[s] {
+						return true
+					}
+				}
+				return false
+			})
 			dups[sink] += d
 			if len(missing) > 0 {
 				t.Errorf("LOST LINES: %s, %s: %d of %d lines missing, first %v", sink, stream, len(missing), len(w), e2e.First(missing, 20))
@@ -92,6 +102,12 @@ func count(m map[int]int) int {
 // it only where no file was rotated).
 func checkEvents(t *testing.T, sink string, evs []e2e.Event, reqs map[int]e2e.Request, offsets bool) {
 	t.Helper()
+	checkEventsHost(t, sink, evs, reqs, offsets, e2e.Hostname)
+}
+
+// checkEventsHost is checkEvents with the expected host field.
+func checkEventsHost(t *testing.T, sink string, evs []e2e.Event, reqs map[int]e2e.Request, offsets bool, host string) {
+	t.Helper()
 	files := map[string][]byte{}
 	var errs []string
 	for _, ev := range evs {
@@ -100,7 +116,7 @@ func checkEvents(t *testing.T, sink string, evs []e2e.Event, reqs map[int]e2e.Re
 			errs = append(errs, fmt.Sprintf("event without a known seq: %s", ev.Raw))
 			continue
 		}
-		for _, e := range e2e.CheckFields(ev, r, e2e.Hostname) {
+		for _, e := range e2e.CheckFields(ev, r, host) {
 			errs = append(errs, fmt.Sprintf("seq %d (%s): %s", ev.Seq, ev.File, e))
 		}
 		if !offsets {
