@@ -3,6 +3,8 @@
 # 127.0.0.1 (high ports) with nginx.conf.in, sends it the requests of
 # requests.py, stops it, and copies the access logs here as *.log.
 # Usage: parser/testdata/nginx/gen.sh   (needs nginx and python3)
+# OUT=DIR writes the logs to DIR instead (and leaves testdata/ alone);
+# PORT=N uses ports N, N+1 and N+2 on 127.0.0.1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -31,8 +33,11 @@ python3 "$here/requests.py" 127.0.0.1 "$PORT"
 kill -QUIT "$pid"   # graceful: flushes the logs
 wait "$pid" || true
 pid=
+out=${OUT:-$here}
 for f in "$prefix"/logs/*.log; do
-    cp "$f" "$here/$(basename "$f")"
+    cp "$f" "$out/$(basename "$f")"
 done
-cp "$here/combined.log" "$here/../../../testdata/nginx-combined.log"
-echo "wrote $(ls "$here"/*.log | wc -l) logs to $here"
+if [[ -z "${OUT:-}" ]]; then
+    cp "$here/combined.log" "$here/../../../testdata/nginx-combined.log"
+fi
+echo "wrote $(ls "$out"/*.log | wc -l) logs to $out"
