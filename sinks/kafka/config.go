@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -217,6 +218,9 @@ func (c *Config) Validate() error {
 	if c.RawTopic != "" && c.RawTopic == c.Topic {
 		bad("raw_topic", "must differ from sinks.kafka.topic")
 	}
+	if c.RawTopic != "" && c.RawTopic == c.DeadLetterTopic {
+		bad("raw_topic", "must differ from sinks.kafka.dead_letter_topic")
+	}
 	if _, err := codec(c.Compression); err != nil {
 		bad("compression", "%v", err)
 	}
@@ -291,3 +295,16 @@ func (s *SASLConfig) password() (string, error) {
 	}
 	return p, nil
 }
+
+// String describes the SASL settings without the password, so that a
+// config printed with %v or %+v never shows it.
+func (s SASLConfig) String() string {
+	p := ""
+	if s.Password != "" {
+		p = "(redacted)"
+	}
+	return fmt.Sprintf("{Mechanism:%s Username:%s Password:%s PasswordFile:%s}", s.Mechanism, s.Username, p, s.PasswordFile)
+}
+
+// LogValue implements slog.LogValuer, redacting the password.
+func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) }

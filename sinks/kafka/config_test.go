@@ -1,6 +1,9 @@
 package kafka
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +136,27 @@ func TestConfigSASLNeedsCredentials(t *testing.T) {
 	c.Defaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("Validate with an empty password file = %v", err)
+	}
+}
+
+func TestConfigNeverPrintsThePassword(t *testing.T) {
+	c := Config{SASL: SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "hunter2-secret"}}
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprint(c.SASL)} {
+		if strings.Contains(s, "hunter2-secret") {
+			t.Fatalf("password printed: %s", s)
+		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "sasl", c.SASL)
+	if strings.Contains(buf.String(), "hunter2-secret") {
+		t.Fatalf("password logged: %s", buf.String())
+	}
+}
+
+func TestAWSMSKIAMMechanism(t *testing.T) {
+	s := SASLConfig{Mechanism: MechAWSMSKIAM}
+	m, err := s.mechanism()
+	if err != nil || m == nil || m.Name() != "AWS_MSK_IAM" {
+		t.Fatalf("mechanism() = %v, %v", m, err)
 	}
 }

@@ -40,9 +40,10 @@
 // error having taken none of the batch. Once granted, every record is
 // handed to franz-go's Produce with a context that is never cancelled: a
 // batch is taken whole or not at all, and a taken record is never failed
-// by a cancellation. franz-go's own MaxBufferedRecords/MaxBufferedBytes are
-// set to twice the budget, so its Produce does not block after the grant
-// (the room between is for dead-letter reroutes).
+// by a cancellation. franz-go's own MaxBufferedRecords/MaxBufferedBytes
+// limits are lifted (the budget bounds memory instead): a blocking Produce
+// after the grant could not be cancelled without failing records already
+// taken, and would hold up Close.
 //
 // # Allocation
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -131,11 +132,11 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
 		kgo.ProducerLinger(c.Linger.Duration),
 		kgo.RecordPartitioner(part),
-		// The sink's own budget (Send) is the backpressure; franz-go's
-		// limits are set above it so that a Produce after the budget
-		// was granted does not block. See doc.go.
-		kgo.MaxBufferedRecords(2*c.MaxBufferedRecords + 1024),
-		kgo.MaxBufferedBytes(int(2*c.MaxBufferedBytes) + 2*int(c.BatchMaxBytes)),
+		// The sink's own budget (Send) is the backpressure, so that a
+		// batch is taken whole or not at all. franz-go's limits are
+		// lifted: its Produce must never block once the budget granted
+		// a batch (Send holds s.mu, which Close waits for). See doc.go.
+		kgo.MaxBufferedRecords(math.MaxInt32),
 	}
 	if c.TLS.on() {
 		tc, err := c.TLS.config()
@@ -367,7 +368,13 @@ func (s *Sink) reroute(rs *recState) {
 // which fails what is still pending (Done with an error wrapping
 // sinks.ErrClosed). It returns ctx's error if it had to give up waiting.
 func (s *Sink) Close(ctx context.Context) error {
-	s.closed.Store(true)
+	if s.closed.Swap(true) {
+		// Closed before (or concurrently): wait for the first Close.
+		if err := s.budget.waitIdle(ctx); err != nil {
+			return fmt.Errorf("kafka: close: %w", err)
+		}
+		return nil
+	}
 	err := s.cl.Flush(ctx)
 	if err == nil {
 		// Reroutes to the dead-letter topic may start after Flush saw
@@ -417,11 +424,13 @@ type batchState struct {
 	path, format              []byte // header values, copied once per batch
 }
 
-// recState is one record and the way back to its event. Its embedded
-// context is the record's Context, which carries it through franz-go to the
-// promise; it is never cancelled, so franz-go never fails a record on it.
+// recState is one record and the way back to its event. It is the record's
+// Context, which carries it through franz-go to the promise; as a context it
+// is never cancelled and holds no values, so franz-go never fails a record
+// on it. Its context methods read no field: franz-go may still hold the
+// context after the promise (a goroutine waiting for an unknown topic's
+// metadata), while the recState is reused.
 type recState struct {
-	context.Context
 	rec   kgo.Record
 	st    *batchState
 	ev    *sinks.Event
@@ -435,8 +444,16 @@ type recState struct {
 	causeTopic string
 }
 
+// Deadline, Done, Err and Value make *recState a context.Context that is
+// never done.
+func (*recState) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*recState) Done() <-chan struct{}       { return nil }
+func (*recState) Err() error                  { return nil }
+func (*recState) Value(any) any               { return nil }
+
+var _ context.Context = (*recState)(nil)
+
 func (rs *recState) reset(st *batchState, ev *sinks.Event) {
-	rs.Context = context.Background()
 	rs.rec = kgo.Record{Context: rs}
 	rs.st, rs.ev, rs.join = st, ev, rs
 	rs.errp.Store(nil)

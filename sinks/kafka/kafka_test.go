@@ -547,3 +547,22 @@ func TestClusterRestartLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchLargerThanTheBudget: a batch over max_buffered_records is taken
+// once nothing else is held, not refused forever.
+func TestBatchLargerThanTheBudget(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs())
+	cfg.MaxBufferedRecords = 10
+	e := newEnv(t, c, cfg)
+	var bs []*sinks.Batch
+	for i := range 3 {
+		b := e.batch(testSource, keyedLines(strconv.Itoa(i), 50, 3)...)
+		e.mustSend(b)
+		bs = append(bs, b)
+	}
+	e.mustDone(bs...)
+	if n := topicEnd(t, c.ListenAddrs(), topicMain); n != 150 {
+		t.Errorf("topic holds %d, want 150", n)
+	}
+}
