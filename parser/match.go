@@ -101,14 +101,17 @@ func (m *matcher) match(i, pos int) bool {
 		m.spans[i] = span{pos, end}
 		return true
 	}
-	if m.c.escape == EscapeDefault && v.after[0] == '"' && (v.kind == kString || v.kind == kRequest) {
-		// nginx escapes '"' in values: the first one ends the value.
-		end := bytes.IndexByte(line[pos:], '"')
-		if end < 0 || !bytes.HasPrefix(line[pos+end:], v.after) {
+	if m.c.escape != EscapeNone && v.after[0] == '"' && (v.kind == kString || v.kind == kRequest || v.kind == kListStr) {
+		// nginx escapes '"' in values: the first unescaped one ends the value.
+		end := m.stop(v, pos)
+		if !bytes.HasPrefix(line[end:], v.after) {
 			m.fail(fLiteral, i, pos)
 			return false
 		}
-		end += pos
+		if !m.c.valid(v.kind, line[pos:end]) {
+			m.fail(fValue, i, pos)
+			return false
+		}
 		m.spans[i] = span{pos, end}
 		return m.match(i+1, end+len(v.after))
 	}
