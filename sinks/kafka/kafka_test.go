@@ -526,6 +526,14 @@ func TestClusterRestartLosesNothing(t *testing.T) {
 	send(1000, 2000) // some of these are in flight when the cluster stops
 	c.Close()
 	send(2000, 3000) // the cluster is down: buffered, not acknowledged
+	// Stay down until the client has failed to reconnect many times.
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, e.reg, "nginx_shipper_kafka_broker_connect_errors_total") < 12 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never retried connecting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, b := range bs[20:] {
 		if ok, err := e.acks.result(b); ok && err != nil {
 			t.Fatalf("a batch failed while the cluster was down: %v", err)
