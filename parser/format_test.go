@@ -350,3 +350,14 @@ func TestAdjacentLists(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", out, want)
 	}
 }
+
+// An unquoted value with spaces (not escaped by nginx in any mode) is
+// split by the types of what follows.
+func TestUnquotedValueWithSpaces(t *testing.T) {
+	out, _ := parseOne(t, `$status $http_user_agent $request_time $upstream_status`, EscapeDefault,
+		`200 Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 1.5 0.012 502, 200`)
+	want := `{"status":200,"request_headers":{"user_agent":"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 1.5"},"request_time":0.012,"upstream_status":[502,200],`
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+}
