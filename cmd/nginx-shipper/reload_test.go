@@ -167,6 +167,9 @@ compression = "none"
 		counts[ev.Seq]++
 	}
 	missing, dups, unexpected := e2e.Diff(counts, want)
+	if testing.Verbose() {
+		t.Logf("daemon log:\n%s", logs.String())
+	}
 	t.Logf("reload: %d lines written, %d missing, %d duplicates", len(want), len(missing), dups)
 	if len(missing) > 0 || dups > 0 || len(unexpected) > 0 {
 		t.Fatalf("missing %v, duplicates %d, unexpected %v", e2e.First(missing, 10), dups, e2e.First(unexpected, 10))
