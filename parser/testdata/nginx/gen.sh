@@ -37,7 +37,9 @@ out=${OUT:-$here}
 for f in "$prefix"/logs/*.log; do
     cp "$f" "$out/$(basename "$f")"
 done
-if [[ -z "${OUT:-}" ]]; then
+if [[ -z "${OUT:-}" ]]; then   # samples for the rest of the repo
     cp "$here/combined.log" "$here/../../../testdata/nginx-combined.log"
+    cp "$here/main.log" "$here/../../../testdata/nginx-main.log"
+    cp "$here/json_builtin.log" "$here/../../../testdata/nginx-json.log"
 fi
 echo "wrote $(ls "$out"/*.log | wc -l) logs to $out"
