@@ -27,6 +27,10 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
 )
 
+// exitConfig is run's exit status for a configuration that cannot run
+// (sysexits' EX_CONFIG); the systemd unit does not restart on it.
+const exitConfig = 78
+
 func cmdRun(args []string, stderr io.Writer) int {
 	var path string
 	fs := newFlagSet("run", stderr, &path)
@@ -36,7 +40,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		printErrors(stderr, "nginx-shipper: ", err)
-		return 2
+		return exitConfig
+	}
+	if !cfg.KafkaEnabled() && !cfg.S3Enabled() {
+		fmt.Fprintf(stderr, "nginx-shipper: no sink enabled in %s: set enabled = true in [sinks.kafka] or [sinks.s3] (after setting brokers/bucket)\n", path)
+		return exitConfig
 	}
 	log := newLogger(stderr, cfg.Agent)
 	log.Info("starting", "version", version, "config", path)
