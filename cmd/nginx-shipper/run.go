@@ -134,6 +134,7 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 			s.Close()
 		}
 	}()
+	wd := watchdogTicker()
 	var prev *Config
 	for {
 		p, err := d.start(ctx, cfg)
@@ -150,7 +151,6 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		go func() { done <- p.agent.Run(runCtx) }()
 		d.ready.Store(true)
 		notify("READY=1")
-		wd := watchdogTicker()
 
 		var next *Config
 	wait:
