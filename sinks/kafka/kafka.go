@@ -51,6 +51,9 @@ type Sink struct {
 
 	closed atomic.Bool // Close was called: Send refuses new batches
 
+	lastFailLog atomic.Int64 // unix nanos of the last failure logged; see logFailure
+	failsQuiet  atomic.Int64 // failures not logged since
+
 	// mu is held for reading around every Produce and for writing while
 	// the client is closed, so nothing is produced to a closed client.
 	mu           sync.RWMutex
@@ -330,22 +333,35 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 			return
 		}
 		s.m.rejected.WithLabelValues(kind, "failed").Inc()
-		s.log.Error("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
+		s.logFailure("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
 		rs.finish(fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err))
 	case roleInvalid:
 		s.m.invalid.WithLabelValues("failed").Inc()
-		s.log.Error("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
+		s.logFailure("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
 		rs.finish(fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err))
 	case roleReroute:
 		s.m.rejected.WithLabelValues(errKind(rs.cause), "failed").Inc()
-		s.log.Error("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
+		s.logFailure("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
 			"topic", rs.causeTopic, "reason", rs.cause, "dead_letter_topic", r.Topic,
 			"file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
 		rs.finish(fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
 			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err))
 	}
+}
+
+// logFailure logs an event that failed for good, at most one every 10s
+// with the number left unlogged in between: a topic that refuses everything
+// must not flood the journal (the metrics count every one).
+func (s *Sink) logFailure(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := s.lastFailLog.Load()
+	if now-last < int64(10*time.Second) || !s.lastFailLog.CompareAndSwap(last, now) {
+		s.failsQuiet.Add(1)
+		return
+	}
+	s.log.Error(msg, append(args, "similar_failures_not_logged", s.failsQuiet.Swap(0))...)
 }
 
 // reroute produces rs's line to the dead-letter topic after its record was
