@@ -402,3 +402,15 @@ func waitMetric(t testing.TB, reg *prometheus.Registry, want float64, name strin
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// waitMetricAtLeast waits until the metric (see metricValue) reaches min.
+func waitMetricAtLeast(t testing.TB, reg *prometheus.Registry, min float64, name string, labels ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for metricValue(t, reg, name, labels...) < min {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v never reached %v", name, labels, min)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -574,3 +574,71 @@ func TestBatchLargerThanTheBudget(t *testing.T) {
 		t.Errorf("topic holds %d, want 150", n)
 	}
 }
+
+// TestSendRacingClose: batches sent while Close runs are either refused
+// (Send error, never acknowledged) or taken and acknowledged, exactly once,
+// by the time Close returns.
+func TestSendRacingClose(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs())
+	cfg.DeadLetterTopic = topicDLQ
+	cfg.MaxBufferedRecords = 200
+	e := newEnv(t, c, cfg)
+	type sent struct {
+		b   *sinks.Batch
+		err error
+	}
+	results := make(chan sent, 10000)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ls := keyedLines(fmt.Sprintf("%d-%d", g, i), 20, 3)
+				ls[5] = line{raw: "junk", err: errors.New("bad line")}
+				b := e.batch(testSource, ls...)
+				err := e.s.Send(context.Background(), b)
+				results <- sent{b, err}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitMetricAtLeast(t, e.reg, 500, "nginx_shipper_kafka_records_produced_total")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	close(results)
+	var taken, refused int
+	for r := range results {
+		ok, _ := e.acks.result(r.b)
+		switch {
+		case r.err == nil && !ok:
+			t.Fatal("a taken batch was not acknowledged when Close returned")
+		case r.err != nil && ok:
+			t.Fatal("a refused batch was acknowledged")
+		case r.err != nil:
+			if !errors.Is(r.err, sinks.ErrClosed) {
+				t.Fatalf("Send = %v, want ErrClosed", r.err)
+			}
+			refused++
+		default:
+			taken++
+		}
+	}
+	if taken == 0 || refused == 0 {
+		t.Logf("taken %d, refused %d", taken, refused)
+	}
+}
