@@ -43,3 +43,27 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// TestParseDoesNotAllocate: once a Result and the destination have grown,
+// parsing and encoding a line allocates nothing.
+func TestParseDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation")
+	}
+	for _, bc := range benchCases {
+		p := mustCompile(t, bc.format, Options{KeyField: "remote_addr"})
+		line := []byte(bc.line)
+		meta := Meta{Host: "web-1", File: "/var/log/nginx/access.log", Offset: 1}
+		var r Result
+		dst, err := p.Parse(nil, line, meta, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(100, func() {
+			dst, err = p.Parse(dst[:0], line, meta, &r)
+		})
+		if err != nil || allocs != 0 {
+			t.Errorf("%s: %v allocations per line (err %v)", bc.name, allocs, err)
+		}
+	}
+}
