@@ -1,0 +1,331 @@
+// Command bench measures the whole agent (issue 8): it generates N lines in
+// a 15-variable log_format, starts a Kafka broker (cmd/devkafka, a separate
+// process so that the agent's CPU is measured alone) and an S3 server
+// (versitygw when installed, else cmd/devs3), runs bin/nginx-shipper from
+// the beginning with fresh state, waits until every line is in Kafka (and in
+// S3), and reports per case lines/s, the agent's CPU seconds, lines per
+// CPU-second and peak RSS, as medians of -runs runs, next to the ceiling: a
+// bare franz-go producer of the raw lines into the same broker. Every run
+// checks that each line arrived exactly once in each sink.
+//
+//	make bench BENCH_ARGS='-lines 200000 -runs 1'
+//
+// Cases: kafka, kafka-lz4, kafka-zstd (Kafka only), s3 (S3 only), both
+// (Kafka lz4 + S3), paced (both sinks; a writer appends -paced-rate lines/s
+// for -paced-for while the agent runs; reports the agent's CPU as % of one
+// core) and paced-kafka (the same with Kafka only, no compression).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	benchTopic = "bench"
+	dlqTopic   = "nginx-access-invalid"
+)
+
+type options struct {
+	bin        string
+	lines      int
+	cases      []string
+	runs       int
+	keep       bool
+	partitions int
+	s3Mode     string
+	timeout    time.Duration
+	pacedRate  int
+	pacedFor   time.Duration
+	profileDir string
+	skipCeil   bool
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "produce" {
+		if err := produceMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench produce:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	var cases string
+	flag.StringVar(&o.bin, "bin", "bin/nginx-shipper", "the agent binary (make build)")
+	flag.IntVar(&o.lines, "lines", 2_000_000, "lines in the backlog")
+	flag.StringVar(&cases, "cases", "kafka,kafka-lz4,kafka-zstd,s3,both,paced", "cases to run (also: paced-kafka)")
+	flag.IntVar(&o.runs, "runs", 3, "runs per case; the medians are reported")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (data, configs, logs)")
+	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the Kafka topic")
+	flag.StringVar(&o.s3Mode, "s3", "auto", "S3 server: auto (versitygw if found, else gofakes3), versitygw, gofakes3")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "per run: give up when the lines have not all arrived by then")
+	flag.IntVar(&o.pacedRate, "paced-rate", 10_000, "paced case: lines per second")
+	flag.DurationVar(&o.pacedFor, "paced-for", 30*time.Second, "paced case: how long the writer writes")
+	flag.StringVar(&o.profileDir, "profile", "", "also make one profiled run per case and write its CPU profile (agent pprof_listen) to DIR/CASE.pprof")
+	flag.BoolVar(&o.skipCeil, "no-ceiling", false, "do not measure the ceiling")
+	flag.Parse()
+	o.cases = strings.Split(cases, ",")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\nbench FAILED: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type benchCase struct {
+	name        string
+	kafka       bool
+	compression string
+	s3          bool
+	paced       bool
+}
+
+var allCases = map[string]benchCase{
+	"kafka":       {name: "kafka", kafka: true, compression: "none"},
+	"kafka-lz4":   {name: "kafka-lz4", kafka: true, compression: "lz4"},
+	"kafka-zstd":  {name: "kafka-zstd", kafka: true, compression: "zstd"},
+	"s3":          {name: "s3", s3: true},
+	"both":        {name: "both", kafka: true, compression: "lz4", s3: true},
+	"paced":       {name: "paced", kafka: true, compression: "lz4", s3: true, paced: true},
+	"paced-kafka": {name: "paced-kafka", kafka: true, compression: "none", paced: true},
+}
+
+func (c benchCase) describe() string {
+	var parts []string
+	if c.kafka {
+		parts = append(parts, "kafka "+c.compression)
+	}
+	if c.s3 {
+		parts = append(parts, "s3 gzip")
+	}
+	return strings.Join(parts, " + ")
+}
+
+// result is one run of one case.
+type result struct {
+	lines  int
+	dur    time.Duration // agent start to the last line in every sink
+	cpu    time.Duration // user + system of the whole process life
+	rssKiB int64         // VmHWM
+	cpuPct float64       // paced: CPU % of one core while the writer writes
+	check  error         // exactly-once verification
+}
+
+func (r result) rate() float64       { return float64(r.lines) / r.dur.Seconds() }
+func (r result) perCPU() float64     { return float64(r.lines) / r.cpu.Seconds() }
+func (r result) rssMiB() float64     { return float64(r.rssKiB) / 1024 }
+func (r result) cpuSeconds() float64 { return r.cpu.Seconds() }
+
+func run(ctx context.Context, o options) error {
+	var cases []benchCase
+	for _, n := range o.cases {
+		c, ok := allCases[strings.TrimSpace(n)]
+		if !ok {
+			return fmt.Errorf("-cases: unknown case %q", n)
+		}
+		cases = append(cases, c)
+	}
+	if o.runs < 1 || o.lines < 1 {
+		return errors.New("-runs and -lines must be positive")
+	}
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("the agent is not built (%w): run `make build` or `make bench`", err)
+	}
+	o.bin = bin
+	if o.profileDir != "" {
+		if o.profileDir, err = filepath.Abs(o.profileDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "nginx-shipper-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			fmt.Printf("kept %s\n", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+	tl, err := buildTools(dir, o.s3Mode)
+	if err != nil {
+		return err
+	}
+	s3Name := "devs3 (gofakes3, memory)"
+	if tl.versitygw != "" {
+		s3Name = "versitygw (posix) " + tl.versitygw
+	}
+
+	data := filepath.Join(dir, "access.log")
+	t0 := time.Now()
+	size, err := generate(data, o.lines)
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	if err := checkFormat(data); err != nil {
+		return err
+	}
+	fmt.Printf("nginx-shipper bench: %d lines, %.0f B average, %.0f MiB (generated in %.1fs), %d CPUs, %s\n",
+		o.lines, float64(size)/float64(o.lines), float64(size)/(1<<20), time.Since(t0).Seconds(), runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("  broker: devkafka (kfake) process, topic %s with %d partitions; S3: %s; medians of %d runs\n\n",
+		benchTopic, o.partitions, s3Name, o.runs)
+
+	b := &bencher{o: o, tl: tl, dir: dir, data: data}
+	var ceiling []result
+	results := make(map[string][]result)
+	for r := 1; r <= o.runs; r++ {
+		if !o.skipCeil {
+			res, err := b.ceiling(ctx, r)
+			if err != nil {
+				return fmt.Errorf("ceiling run %d: %w", r, err)
+			}
+			fmt.Printf("run %d %-12s %s\n", r, "ceiling", res.line())
+			ceiling = append(ceiling, res)
+		}
+		for _, c := range cases {
+			res, err := b.agent(ctx, c, r, "")
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", c.name, r, err)
+			}
+			fmt.Printf("run %d %-12s %s\n", r, c.name, res.line())
+			results[c.name] = append(results[c.name], res)
+		}
+	}
+	if o.profileDir != "" {
+		for _, c := range cases {
+			secs := int(median(results[c.name], func(r result) float64 { return r.dur.Seconds() })) + 1
+			if c.paced {
+				secs = int(o.pacedFor.Seconds())
+			}
+			path := filepath.Join(o.profileDir, c.name+".pprof")
+			if _, err := b.agent(ctx, c, 0, fmt.Sprintf("%s?seconds=%d", path, secs)); err != nil {
+				return fmt.Errorf("%s profiled run: %w", c.name, err)
+			}
+			fmt.Printf("profile %-10s %s (go tool pprof -top %s %s)\n", c.name, path, o.bin, path)
+		}
+	}
+	printTable(o, cases, ceiling, results)
+	return nil
+}
+
+func (r result) line() string {
+	if r.cpuPct > 0 {
+		return fmt.Sprintf("%d lines, CPU %.2fs, %.2f%% of one core while paced, peak RSS %.1f MiB, %s",
+			r.lines, r.cpuSeconds(), r.cpuPct, r.rssMiB(), checkText(r.check))
+	}
+	return fmt.Sprintf("%6.2fs %9.0f lines/s, CPU %6.2fs %9.0f lines/CPU-s, peak RSS %6.1f MiB, %s",
+		r.dur.Seconds(), r.rate(), r.cpuSeconds(), r.perCPU(), r.rssMiB(), checkText(r.check))
+}
+
+func checkText(err error) string {
+	if err != nil {
+		return "CHECK FAILED: " + err.Error()
+	}
+	return "exactly once: ok"
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func printTable(o options, cases []benchCase, ceiling []result, results map[string][]result) {
+	rate := func(r result) float64 { return r.rate() }
+	per := func(r result) float64 { return r.perCPU() }
+	cpu := func(r result) float64 { return r.cpuSeconds() }
+	rss := func(r result) float64 { return r.rssMiB() }
+	ceilRate, ceilPer := median(ceiling, rate), median(ceiling, per)
+	ratio := func(v, c float64) string {
+		if c == 0 {
+			return "   -"
+		}
+		return fmt.Sprintf("%4.2f", v/c)
+	}
+	fmt.Printf("\nmedians of %d runs, %d lines\n", o.runs, o.lines)
+	fmt.Printf("%-12s %-20s %11s %5s %8s %12s %5s %9s  %s\n", "case", "sinks", "lines/s", "xceil", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "exactly once")
+	if len(ceiling) > 0 {
+		fmt.Printf("%-12s %-20s %11.0f %5s %8.2f %12.0f %5s %9.1f  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
+			median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), okText(ceiling))
+	}
+	var notes []string
+	for _, c := range cases {
+		rs := results[c.name]
+		if c.paced {
+			fmt.Printf("%-12s %-20s %s\n", c.name, c.describe(), fmt.Sprintf("%d lines/s for %s: agent CPU %.2f%% of one core, RSS %.1f MiB, %s",
+				o.pacedRate, o.pacedFor, median(rs, func(r result) float64 { return r.cpuPct }), median(rs, rss), okText(rs)))
+			continue
+		}
+		fmt.Printf("%-12s %-20s %11.0f %5s %8.2f %12.0f %5s %9.1f  %s\n", c.name, c.describe(),
+			median(rs, rate), ratio(median(rs, rate), ceilRate), median(rs, cpu), median(rs, per),
+			ratio(median(rs, per), ceilPer), median(rs, rss), okText(rs))
+	}
+	// Issue 8's targets (for 2 cores).
+	fmt.Println("\ntargets (issue 8, 2 cores):")
+	target := func(name string, ok bool, got string) {
+		mark := "MISS"
+		if ok {
+			mark = "ok  "
+		}
+		notes = append(notes, fmt.Sprintf("  %s %s: %s", mark, name, got))
+	}
+	var maxRSS float64
+	for _, c := range cases {
+		rs := results[c.name]
+		if m := median(rs, rss); m > maxRSS {
+			maxRSS = m
+		}
+		switch c.name {
+		case "kafka":
+			target("kafka, no compression >= 430,000 lines/s", median(rs, rate) >= 430_000, fmt.Sprintf("%.0f", median(rs, rate)))
+			target("kafka, no compression >= 250,000 lines/CPU-s", median(rs, per) >= 250_000, fmt.Sprintf("%.0f", median(rs, per)))
+		case "both":
+			target("both sinks >= 250,000 lines/s", median(rs, rate) >= 250_000, fmt.Sprintf("%.0f", median(rs, rate)))
+		case "paced", "paced-kafka":
+			p := median(rs, func(r result) float64 { return r.cpuPct })
+			target(c.name+fmt.Sprintf(" at %d lines/s < 5%% of one core", o.pacedRate), p < 5, fmt.Sprintf("%.2f%%", p))
+		}
+	}
+	target("peak RSS <= 64 MiB in every case", maxRSS <= 64, fmt.Sprintf("max %.1f MiB", maxRSS))
+	fmt.Println(strings.Join(notes, "\n"))
+}
+
+func okText(rs []result) string {
+	for _, r := range rs {
+		if r.check != nil {
+			return "FAILED"
+		}
+	}
+	return "ok"
+}

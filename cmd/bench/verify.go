@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// endOffsets returns the sum of the high watermarks of topic's partitions:
+// the records in it (no transactions, so one offset is one record).
+func endOffsets(ctx context.Context, cl *kgo.Client, topic string, partitions int) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = topic
+	for p := 0; p < partitions; p++ {
+		pp := kmsg.NewListOffsetsRequestTopicPartition()
+		pp.Partition = int32(p)
+		pp.Timestamp = -1 // latest
+		t.Partitions = append(t.Partitions, pp)
+	}
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				return 0, fmt.Errorf("list offsets %s[%d]: error code %d", rt.Topic, rp.Partition, rp.ErrorCode)
+			}
+			sum += rp.Offset
+		}
+	}
+	return sum, nil
+}
+
+// tally counts how many times each sequence number arrived.
+type tally struct {
+	n     []uint8
+	total int64
+	bad   int64 // records without a readable request_id
+}
+
+func newTally(n int) *tally { return &tally{n: make([]uint8, n)} }
+
+func (t *tally) add(seq uint64, ok bool) {
+	t.total++
+	if !ok || seq >= uint64(len(t.n)) {
+		t.bad++
+		return
+	}
+	if t.n[seq] < 255 {
+		t.n[seq]++
+	}
+}
+
+// check returns nil when every line arrived exactly once.
+func (t *tally) check(where string) error {
+	var missing, dup int64
+	first := int64(-1)
+	for i, c := range t.n {
+		switch {
+		case c == 0:
+			missing++
+			if first < 0 {
+				first = int64(i)
+			}
+		case c > 1:
+			dup++
+		}
+	}
+	if missing == 0 && dup == 0 && t.bad == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %d records, %d lines missing (first: line %d), %d duplicated, %d unreadable",
+		where, t.total, missing, first, dup, t.bad)
+}
+
+// eventSeq finds the request_id in a JSON event.
+func eventSeq(v []byte) (uint64, bool) {
+	i := bytes.Index(v, []byte(requestIDField))
+	if i < 0 {
+		return 0, false
+	}
+	return seqOf(v[i+len(requestIDField):])
+}
+
+// rawSeq reads the request_id at the end of a raw line.
+func rawSeq(v []byte) (uint64, bool) {
+	v = bytes.TrimRight(v, "\n")
+	if len(v) < 32 {
+		return 0, false
+	}
+	return seqOf(v[len(v)-32:])
+}
+
+// verifyKafka consumes the whole topic and checks that each of the n lines
+// is in it exactly once.
+func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, raw bool) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	want, err := endOffsets(ctx, cl, topic, partitions)
+	if err != nil {
+		return err
+	}
+	t := newTally(n)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for t.total < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("consume %s: %d of %d records: %w", topic, t.total, want, err)
+		}
+		var ferr error
+		fs.EachError(func(tp string, p int32, e error) { ferr = fmt.Errorf("consume %s[%d]: %w", tp, p, e) })
+		if ferr != nil {
+			return ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if raw {
+				t.add(rawSeq(r.Value))
+			} else {
+				t.add(eventSeq(r.Value))
+			}
+		})
+	}
+	return t.check("kafka topic " + topic)
+}
+
+// verifyS3 reads every object in the bucket and checks that each of the n
+// lines is in them exactly once. It returns the number of objects.
+func verifyS3(ctx context.Context, endpoint string, n int) (int, error) {
+	cl := s3Client(endpoint)
+	t := newTally(n)
+	objects := 0
+	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(s3Bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return objects, fmt.Errorf("list bucket: %w", err)
+		}
+		for _, o := range page.Contents {
+			objects++
+			if err := readObject(ctx, cl, aws.ToString(o.Key), t); err != nil {
+				return objects, err
+			}
+		}
+	}
+	return objects, t.check(fmt.Sprintf("s3 (%d objects)", objects))
+}
+
+func readObject(ctx context.Context, cl *s3.Client, key string, t *tally) error {
+	out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s3Bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("get %s: %w", key, err)
+	}
+	defer out.Body.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(out.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s: not gzip: %w", key, err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		t.add(eventSeq(sc.Bytes()))
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
+// scrape fetches the agent's metrics and returns, for each wanted name, the
+// sum of its samples whose labels contain the given filter ("" for all).
+func scrape(ctx context.Context, addr string, want map[string]string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
+	}
+	got := make(map[string]float64, len(want))
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		name, rest, _ := strings.Cut(l, " ")
+		labels := ""
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			// a label value may hold a space: cut at the closing brace.
+			j := strings.LastIndexByte(l, '}')
+			if j < 0 {
+				continue
+			}
+			name, labels, rest = l[:i], l[i:j+1], strings.TrimSpace(l[j+1:])
+		}
+		filter, ok := want[name]
+		if !ok || !strings.Contains(labels, filter) {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		if err == nil {
+			got[name] += v
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return got, nil
+}
