@@ -270,7 +270,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	a.reg.put(e)
 
 	h := &harvester{
-		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated,
+		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
 		src:  &sinks.Source{Path: path, Input: in.idx, Format: in.format},
 		log:  a.log.With("path", path),
 		stop: make(chan struct{}),

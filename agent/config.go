@@ -49,6 +49,9 @@ type Config struct {
 	// its end, after its last growth (nginx writes to the old file until it
 	// reopens its logs on USR1).
 	RotateWait Duration `toml:"rotate_wait"`
+	// CloseInactive closes a file read to its end that has not grown for
+	// this long; the next scan opens it again when it grows.
+	CloseInactive Duration `toml:"close_inactive"`
 	// MaxLineBytes: longer lines go to the dead-letter path, truncated.
 	MaxLineBytes int `toml:"max_line_bytes"`
 	// MaxInFlightBytes bounds the bytes of events read but not yet
@@ -89,6 +92,7 @@ func (c *Config) Defaults() {
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.RotateWait, 30*time.Second)
+	def(&c.CloseInactive, 5*time.Minute)
 	if c.MaxLineBytes == 0 {
 		c.MaxLineBytes = 1 << 20
 	}
@@ -132,6 +136,7 @@ func (c *Config) Validate() error {
 	pos("checkpoint_interval", c.CheckpointInterval)
 	pos("shutdown_timeout", c.ShutdownTimeout)
 	pos("rotate_wait", c.RotateWait)
+	pos("close_inactive", c.CloseInactive)
 	if c.MaxLineBytes < 256 {
 		bad("max_line_bytes", "must be at least 256, got %d", c.MaxLineBytes)
 	}

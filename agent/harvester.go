@@ -53,6 +53,7 @@ type harvester struct {
 	longAt  int64  // offset of the too-long line's start
 
 	rotated    bool      // the path no longer names this file
+	rotatedAt  time.Time // when rotated was found
 	lastGrowth time.Time // when a read last returned data
 	lastCheck  time.Time
 	fl         *flight // batch being built
@@ -93,8 +94,20 @@ func (h *harvester) run(ctx context.Context) {
 		if !h.check(ctx) {
 			return
 		}
-		if h.rotated && time.Since(h.lastGrowth) >= h.a.cfg.RotateWait.Duration {
+		idle := time.Since(h.lastGrowth)
+		if h.rotated && idle >= h.a.cfg.RotateWait.Duration {
 			h.finishRotated(ctx)
+			return
+		}
+		if h.rotated && time.Since(h.rotatedAt) >= h.maxHold() {
+			// nginx never reopened its logs: do not hold a deleted or
+			// renamed file (and its disk space) forever.
+			h.log.Warn("rotated file still growing long after rotation (was nginx sent USR1?); letting it go", "offset", h.offset, "held", time.Since(h.rotatedAt).Round(time.Second))
+			h.finishRotated(ctx)
+			return
+		}
+		if !h.rotated && idle >= h.a.cfg.CloseInactive.Duration && len(h.buf) == 0 {
+			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
 			return
 		}
 		t := time.NewTimer(poll)
@@ -289,11 +302,11 @@ func (h *harvester) check(ctx context.Context) bool {
 		pfi, err := os.Stat(h.path)
 		switch {
 		case err != nil && errors.Is(err, os.ErrNotExist):
-			h.rotated = true
+			h.rotated, h.rotatedAt = true, time.Now()
 			h.a.m.rotations.WithLabelValues(h.path, "delete").Inc()
 			h.log.Info("file deleted or renamed away; reading it to its end", "offset", end)
 		case err == nil && keyOf(pfi) != h.key:
-			h.rotated = true
+			h.rotated, h.rotatedAt = true, time.Now()
 			h.a.m.rotations.WithLabelValues(h.path, "rename").Inc()
 			h.log.Info("file rotated; reading the old file to its end", "offset", end)
 			h.a.wakeScan()
@@ -365,4 +378,9 @@ func (h *harvester) sameContent(size int64) bool {
 	}
 	got, _, err := fingerprint(h.f, int64(n))
 	return err != nil || got == fp
+}
+
+// maxHold bounds how long a rotated file that keeps growing is held.
+func (h *harvester) maxHold() time.Duration {
+	return max(10*h.a.cfg.RotateWait.Duration, 5*time.Minute)
 }

@@ -708,3 +708,36 @@ func readBytes(a *Agent, path string) float64 {
 }
 
 var _ = sort.Ints
+
+func TestIdleFileClosedAndReopenedWhenItGrows(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.CloseInactive.Duration = 100 * time.Millisecond
+	e.start()
+	e.write(0, 10)
+	e.waitDelivered(10)
+	e.waitFor("idle file closed", func() bool {
+		e.a.mu.Lock()
+		defer e.a.mu.Unlock()
+		return len(e.a.open) == 0
+	})
+	e.write(10, 20)
+	e.waitDelivered(20)
+	if d := e.dups(20); d != 0 {
+		t.Fatalf("%d duplicates after reopening an idle file", d)
+	}
+}
+
+func TestDeletedFileReadToItsEndThenReleased(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.write(0, 100)
+	e.waitDelivered(100)
+	os.Remove(e.log)
+	e.write(100, 200) // nginx writes on to the deleted file until USR1
+	e.waitDelivered(200)
+	e.waitFor("deleted file released", func() bool {
+		e.a.mu.Lock()
+		defer e.a.mu.Unlock()
+		return len(e.a.open) == 0
+	})
+}

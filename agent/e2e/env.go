@@ -156,6 +156,7 @@ func (e *Env) Events(sink string) []Event {
 func (e *Env) WaitDelivered(timeout time.Duration, want map[string]map[int]bool) {
 	e.T.Helper()
 	for _, sink := range e.Sinks() {
+		start := time.Now()
 		WaitFor(e.T, timeout, sink+" to hold every line", func() (bool, string) {
 			tl := TallyOf(e.Events(sink))
 			for stream, w := range want {
@@ -165,6 +166,7 @@ func (e *Env) WaitDelivered(timeout time.Duration, want map[string]map[int]bool)
 			}
 			return true, ""
 		})
+		e.T.Logf("e2e: %s held every line after %.2fs more", sink, time.Since(start).Seconds())
 	}
 }
 

@@ -158,10 +158,14 @@ func StartShipper(t testing.TB, bin string, cfg *Config) *Process {
 	}
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("NGINX_SHIPPER_E2E_LOGS") == "1" {
 			t.Logf("nginx-shipper config:\n%s", cfg.Render())
+			n := 60
+			if os.Getenv("NGINX_SHIPPER_E2E_LOGS") == "1" {
+				n = 1000
+			}
 			for i, l := range p.logs {
-				t.Logf("nginx-shipper log (start %d, last lines):\n%s", i+1, tail(l, 60))
+				t.Logf("nginx-shipper log (start %d, last %d lines):\n%s", i+1, n, tail(l, n))
 			}
 		}
 	})
