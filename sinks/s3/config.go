@@ -57,7 +57,8 @@ type Config struct {
 	// BatchMaxEvents bounds the events in one object. Default 1000000.
 	BatchMaxEvents int `toml:"batch_max_events"`
 	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest).
-	// Default 6.
+	// Default 1: about 3x less CPU than 6 for objects about 15% larger
+	// (see the package doc for measurements).
 	CompressionLevel int `toml:"compression_level"`
 	// MultipartThreshold: objects at least this large (compressed) are sent
 	// with a multipart upload of UploadPartSize parts; smaller ones with one
@@ -133,7 +134,7 @@ func (c *Config) Defaults() {
 		c.BatchMaxEvents = 1_000_000
 	}
 	if c.CompressionLevel == 0 {
-		c.CompressionLevel = 6
+		c.CompressionLevel = 1
 	}
 	if c.MultipartThreshold == 0 {
 		c.MultipartThreshold = 16 << 20

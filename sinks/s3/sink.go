@@ -512,7 +512,9 @@ func (s *Sink) commit() {
 
 	s.mu.Lock()
 	for _, p := range pend {
-		if cap(p.buf) <= 2*groupBytes && len(s.spare) < 16 {
+		// Keep the buffers (bounded): regrowing them is what Send would
+		// otherwise spend its time on.
+		if cap(p.buf) <= 2*maxPendingBytes && len(s.spare) < 8 {
 			p.buf, p.lines = p.buf[:0], 0
 			s.spare = append(s.spare, p)
 		}
