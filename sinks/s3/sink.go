@@ -56,7 +56,7 @@ type Sink struct {
 
 	mu         sync.Mutex
 	closed     bool
-	crashed    bool // tests: stop as kill -9 would (see crash in export_test.go)
+	crashed    bool          // tests: stop as kill -9 would (see crash in export_test.go)
 	changed    chan struct{} // closed and replaced when anything waited for changes
 	pend       map[partKey]*pending
 	pendBytes  int64
@@ -66,6 +66,7 @@ type Sink struct {
 	live       map[string]time.Time // batch id -> creation, every batch on disk
 	ready      []*batchFile
 	commitEnd  bool // committer exited: no more batches will be closed
+	uploading  int  // batches taken by uploaders
 	prefixes   map[partKey]string
 	lastKey    partKey
 	lastPend   *pending
@@ -673,7 +674,7 @@ func (s *Sink) maintain(closing bool) {
 		return
 	}
 	s.mu.Lock()
-	full := s.spoolBytes >= s.cfg.SpoolMaxBytes && len(s.ready) == 0
+	full := s.spoolBytes >= s.cfg.SpoolMaxBytes && len(s.ready) == 0 && s.uploading == 0
 	s.mu.Unlock()
 	for _, bf := range s.open {
 		if closing || full || time.Since(bf.meta.Created) >= s.cfg.BatchMaxAge.Duration {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
 )
@@ -581,5 +583,53 @@ func TestSendAfterClose(t *testing.T) {
 	var a acks
 	if err := h.s.Send(context.Background(), batch(&sinks.Source{}, []ev{{value: "{}", t: time.Now()}}, &a)); !errors.Is(err, sinks.ErrClosed) {
 		t.Fatalf("Send after Close: %v", err)
+	}
+}
+
+// New builds the client from the standard credential chain (here the
+// environment); Check tells a reachable bucket from a missing one or a
+// stopped server.
+func TestNewFromCredentialChainAndCheck(t *testing.T) {
+	srv := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "absent"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "absent"))
+	cfg := testConfig(t, srv)
+	s, err := New(cfg, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	now := time.Now()
+	evs := []ev{{value: jsonEvent(1, now), t: now}}
+	var a acks
+	sendAll(t, s, &sinks.Source{}, evs, 1, &a)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equalLines(t, allLines(lakeLines(t, srv, "nginx/")), values(evs))
+
+	missing := testConfig(t, srv)
+	missing.Bucket = "no-such-bucket"
+	s2, err := New(missing, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	if err := s2.Check(ctx); err == nil || !strings.Contains(err.Error(), "no-such-bucket") {
+		t.Fatalf("Check of a missing bucket: %v", err)
+	}
+	srv.Stop()
+	if err := s.Check(ctx); err == nil {
+		t.Fatal("Check succeeded with the server stopped")
+	}
+	if _, err := New(Config{SpoolDir: t.TempDir()}, nil, nil); err == nil || !strings.Contains(err.Error(), "sinks.s3.bucket") {
+		t.Fatalf("New with no bucket: %v", err)
 	}
 }

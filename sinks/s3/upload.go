@@ -93,8 +93,12 @@ func (s *Sink) uploadLoop() {
 		}
 		bf := s.ready[0]
 		s.ready = s.ready[1:]
+		s.uploading++
 		s.mu.Unlock()
 		if err := s.uploadRetrying(ctx, bf); err != nil {
+			s.mu.Lock()
+			s.uploading--
+			s.mu.Unlock()
 			return // cancelled: the batch stays in the spool
 		}
 		dir := s.cfg.SpoolDir
@@ -103,6 +107,7 @@ func (s *Sink) uploadLoop() {
 		}
 		os.Remove(bf.path(dir, extMeta))
 		s.mu.Lock()
+		s.uploading--
 		s.spoolBytes -= bf.size
 		delete(s.live, bf.id)
 		s.m.spoolBytes.Set(float64(s.spoolBytes))
