@@ -49,6 +49,9 @@ type options struct {
 	pacedFor   time.Duration
 	profileDir string
 	skipCeil   bool
+	agentTOML  string
+	kafkaTOML  string
+	s3TOML     string
 }
 
 func main() {
@@ -73,6 +76,9 @@ func main() {
 	flag.DurationVar(&o.pacedFor, "paced-for", 30*time.Second, "paced case: how long the writer writes")
 	flag.StringVar(&o.profileDir, "profile", "", "also make one profiled run per case and write its CPU profile (agent pprof_listen) to DIR/CASE.pprof")
 	flag.BoolVar(&o.skipCeil, "no-ceiling", false, "do not measure the ceiling")
+	flag.StringVar(&o.agentTOML, "agent-toml", "", "extra keys for the agent's [agent] table, ';'-separated, e.g. 'max_in_flight_bytes = 67108864'")
+	flag.StringVar(&o.kafkaTOML, "kafka-toml", "", "extra keys for [sinks.kafka], ';'-separated, e.g. 'linger = \"20ms\"'")
+	flag.StringVar(&o.s3TOML, "s3-toml", "", "extra keys for [sinks.s3], ';'-separated, e.g. 'compression_level = 1'")
 	flag.Parse()
 	o.cases = strings.Split(cases, ",")
 

@@ -64,7 +64,7 @@ hostname = "bench"
 data_dir = %q
 metrics_listen = %q
 log_level = "warn"
-%s
+%s%s
 [[inputs]]
 paths = [%q]
 format = '%s'
@@ -78,7 +78,7 @@ topic = %q
 key = "remote_addr"
 compression = %q
 dead_letter_topic = %q
-`
+%s`
 
 const s3Config = `
 [sinks.s3]
@@ -87,7 +87,7 @@ region = %q
 endpoint = %q
 force_path_style = true
 batch_max_age = "1s"
-`
+%s`
 
 // agent runs one case once. With profile set ("PATH?seconds=N") it also
 // serves pprof and writes a CPU profile of the first N seconds to PATH.
@@ -135,12 +135,12 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		}
 		n = b.o.pacedRate * int(b.o.pacedFor/time.Second)
 	}
-	cfg := fmt.Sprintf(agentConfig, filepath.Join(rdir, "data"), metrics, pprofLine, input, benchFormat)
+	cfg := fmt.Sprintf(agentConfig, filepath.Join(rdir, "data"), metrics, pprofLine, tomlLines(b.o.agentTOML), input, benchFormat)
 	if c.kafka {
-		cfg += fmt.Sprintf(kafkaConfig, brokers, benchTopic, c.compression, dlqTopic)
+		cfg += fmt.Sprintf(kafkaConfig, brokers, benchTopic, c.compression, dlqTopic, tomlLines(b.o.kafkaTOML))
 	}
 	if c.s3 {
-		cfg += fmt.Sprintf(s3Config, s3Bucket, s3Region, endpoint)
+		cfg += fmt.Sprintf(s3Config, s3Bucket, s3Region, endpoint, tomlLines(b.o.s3TOML))
 	}
 	cfgPath := filepath.Join(rdir, "nginx-shipper.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -253,6 +253,12 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	profWG.Wait()
 	if profErr != nil {
 		return res, fmt.Errorf("profile: %w", profErr)
+	}
+	if profile != "" { // the heap as the work ends, next to the CPU profile
+		path, _, _ := strings.Cut(profile, "?")
+		if err := fetchTo(ctx, "http://"+metrics+"/debug/pprof/heap", strings.TrimSuffix(path, ".pprof")+".heap.pprof"); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
 	}
 
 	// Stop it; rusage gives its CPU and peak RSS.
@@ -597,6 +603,17 @@ func fetchTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tomlLines turns "a = 1; b = 'x'" into one key per line.
+func tomlLines(s string) string {
+	var b strings.Builder
+	for _, kv := range strings.Split(s, ";") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			b.WriteString(kv + "\n")
+		}
+	}
+	return b.String()
 }
 
 func tail(path string, n int) string {

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The generated lines must parse with the agent's parser in issue 8's
+// format, carry their sequence number in request_id, and be about the
+// issue's average size.
+func TestGeneratedLines(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "access.log")
+	const n = 20000
+	size, err := generate(p, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if avg := float64(size) / n; avg < 250 || avg > 300 {
+		t.Errorf("average line %.1f B, want about 271", avg)
+	}
+	if err := checkFormat(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		if s, ok := rawSeq([]byte(lines[i])); !ok || s != uint64(i) {
+			t.Errorf("line %d: raw request_id gives %d, %v", i, s, ok)
+		}
+	}
+}
+
+func TestTallyFindsMissingAndDuplicates(t *testing.T) {
+	tl := newTally(3)
+	tl.add(0, true)
+	tl.add(1, true)
+	tl.add(2, true)
+	if err := tl.check("x"); err != nil {
+		t.Fatalf("complete tally: %v", err)
+	}
+	tl.add(1, true)
+	if err := tl.check("x"); err == nil || !strings.Contains(err.Error(), "1 duplicated") {
+		t.Errorf("duplicate not reported: %v", err)
+	}
+	tl = newTally(3)
+	tl.add(0, true)
+	tl.add(2, true)
+	if err := tl.check("x"); err == nil || !strings.Contains(err.Error(), "first: line 1") {
+		t.Errorf("missing line not reported: %v", err)
+	}
+	tl = newTally(3)
+	tl.add(0, true)
+	tl.add(1, true)
+	tl.add(2, true)
+	tl.add(0, false)
+	if err := tl.check("x"); err == nil || !strings.Contains(err.Error(), "1 unreadable") {
+		t.Errorf("unreadable record not reported: %v", err)
+	}
+}
+
+func TestEventSeq(t *testing.T) {
+	g := newLineGen(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	l := g.line(123456, g.base)
+	id := strings.Fields(string(l))
+	ev := []byte(`{"status":200,"request_id":"` + id[len(id)-1] + `","host":"h"}`)
+	if s, ok := eventSeq(ev); !ok || s != 123456 {
+		t.Errorf("eventSeq = %d, %v; want 123456", s, ok)
+	}
+	if _, ok := eventSeq([]byte(`{"status":200}`)); ok {
+		t.Error("eventSeq found a request_id in an event without one")
+	}
+}
