@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,17 @@ func benchEvents(n int) (keys, values [][]byte) {
 }
 
 const benchBatch = 500
+
+// cpuTime is the CPU time (user and system) the process used so far: the
+// sink or bare producer and kfake together, less sensitive than wall time to
+// other processes on a busy machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 var benchCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -97,7 +109,7 @@ func benchSink(b *testing.B, codecName string, keys, values [][]byte, avg int64)
 	b.SetBytes(avg)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	next := 0
 	for sent := 0; sent < b.N; {
 		bt := <-free
@@ -119,6 +131,7 @@ func benchSink(b *testing.B, codecName string, keys, values [][]byte, avg int64)
 	wg.Wait()
 	el := time.Since(start)
 	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
 }
 
 func benchBare(b *testing.B, codecName string, keys, values [][]byte, avg int64) {
@@ -150,7 +163,7 @@ func benchBare(b *testing.B, codecName string, keys, values [][]byte, avg int64)
 	b.SetBytes(avg)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	wg.Add(b.N)
 	for i := range b.N {
 		j := i % len(values)
@@ -162,4 +175,5 @@ func benchBare(b *testing.B, codecName string, keys, values [][]byte, avg int64)
 	wg.Wait()
 	el := time.Since(start)
 	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
 }
