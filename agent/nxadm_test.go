@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,8 +36,9 @@ func TestNxadmTailLosesRenamedFileTail(t *testing.T) {
 		}
 	}
 	write(w, 0, 100)
+	logs := &syncBuf{}
 	tl, err := tail.TailFile(path, tail.Config{Follow: true, ReOpen: true, CompleteLines: true, Poll: true,
-		Logger: tail.DiscardingLogger})
+		Logger: log.New(logs, "", 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +46,13 @@ func TestNxadmTailLosesRenamedFileTail(t *testing.T) {
 	defer tl.Stop()
 	got := map[int]int{}
 	recv := func(until int) {
-		deadline := time.After(10 * time.Second)
+		deadline := time.After(30 * time.Second)
 		for got[until] == 0 {
 			select {
-			case l := <-tl.Lines:
+			case l, ok := <-tl.Lines:
+				if !ok {
+					t.Fatalf("nxadm/tail stopped: %v", tl.Err())
+				}
 				got[seqOf([]byte(l.Text))]++
 			case <-deadline:
 				t.Fatalf("nxadm/tail did not deliver line %d", until)
@@ -54,17 +60,25 @@ func TestNxadmTailLosesRenamedFileTail(t *testing.T) {
 		}
 	}
 	recv(99)
-	// logrotate renames; nginx writes on to the old file, then reopens.
+	// logrotate (default "create" mode) renames the log and creates an
+	// empty one; nginx writes on to the renamed file until USR1.
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	write(w, 100, 150)
-	w.Close()
-	w, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	nw, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(w, 150, 200)
+	defer nw.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "Successfully reopened") {
+		if time.Now().After(deadline) {
+			t.Fatalf("nxadm/tail did not reopen the new file; its log: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	write(w, 100, 150)  // nginx, before USR1
+	write(nw, 150, 200) // nginx, after USR1
 	recv(199)
 	lost := 0
 	for i := 100; i < 150; i++ {

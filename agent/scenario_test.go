@@ -672,7 +672,7 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.MaxInFlightBytes = 1 << 20
 	e.sinks[0].hold = true
-	const n = 60000 // ~9 MiB of log
+	const n = 25000 // ~3 MiB of log
 	e.write(0, n)
 	e.start()
 	e.waitFor("budget spent", func() bool { return e.a.budget.inUse() > (1<<20)/2 })
@@ -692,7 +692,9 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 	if sent >= n {
 		t.Fatalf("all %d lines were read while a sink held every acknowledgement", n)
 	}
+	t0 := time.Now()
 	e.sinks[0].release()
+	defer func() { t.Logf("drained in %s", time.Since(t0)) }()
 	e.waitFor("held acks flow", func() bool {
 		e.sinks[0].release() // release what arrives after
 		e.sinks[0].mu.Lock()
