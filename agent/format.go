@@ -28,6 +28,12 @@ func compileFormat(spec, escape string, keyField string, readFile func(string) (
 		esc = fesc
 	}
 	p, err := parser.Compile(format, parser.Options{Escape: esc, KeyField: keyField})
+	if err != nil && keyField != "" {
+		if q, qerr := parser.Compile(format, parser.Options{Escape: esc}); qerr == nil {
+			return nil, "", fmt.Errorf("the Kafka record key field %q (sinks.kafka.key) is not in this format; set sinks.kafka.key to one of %v, or to \"\" for no key",
+				keyField, q.Fields())
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
