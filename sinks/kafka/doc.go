@@ -20,13 +20,13 @@
 //     counted (nginx_shipper_kafka_invalid_lines_total{action="counted"});
 //   - a record the brokers reject for good (too large, not authorized,
 //     unknown topic, any non-retriable error): its raw line is produced to
-//     dead_letter_topic, with the reason and source_topic headers, from a
-//     new goroutine (never from the promise). If that succeeds the event is
-//     Done(nil): the line is safe in the dead-letter topic and the file's
-//     checkpoint moves on. If it fails too, or there is no
-//     dead_letter_topic, the event is Done with an error wrapping
-//     ErrRejected, so the checkpoint does not pass it; it is logged and
-//     counted (rejected_records_total{action="failed"}).
+//     dead_letter_topic, with the reason and source_topic headers, by the
+//     sink's one reroute goroutine (never from the promise). If that
+//     succeeds the event is Done(nil): the line is safe in the dead-letter
+//     topic and the file's checkpoint moves on. If it fails too, or there
+//     is no dead_letter_topic, the event is Done with an error wrapping
+//     ErrRejected, so the checkpoint does not pass it; it is logged (at
+//     most every 10s) and counted (rejected_records_total{action="failed"}).
 //
 // Dead-letter values longer than batch_max_bytes minus 8 KiB are truncated
 // (header truncated: true), so the dead-letter path does not fail for the

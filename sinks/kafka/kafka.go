@@ -60,6 +60,7 @@ type Sink struct {
 	clientClosed bool
 
 	states sync.Pool // *batchState
+	rq     rerouteQueue
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -104,6 +105,8 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 		cl.Close()
 		return nil, fmt.Errorf("sinks.kafka: registering metrics: %w", err)
 	}
+	s.rq.init()
+	go s.rerouteLoop()
 	return s, nil
 }
 
@@ -305,7 +308,7 @@ func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, reason, sourceTopic s
 
 // onPromise is franz-go's promise for every record. franz-go calls promises
 // one at a time; this one never blocks: a record to reroute to the
-// dead-letter topic is produced from a new goroutine.
+// dead-letter topic is queued for rerouteLoop.
 func (s *Sink) onPromise(r *kgo.Record, err error) {
 	rs := r.Context.(*recState)
 	if err == nil {
@@ -329,7 +332,7 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		if s.cfg.DeadLetterTopic != "" {
 			rs.cause = err
 			rs.causeTopic = r.Topic
-			go s.reroute(rs)
+			s.rq.push(rs)
 			return
 		}
 		s.m.rejected.WithLabelValues(kind, "failed").Inc()
@@ -364,8 +367,58 @@ func (s *Sink) logFailure(msg string, args ...any) {
 	s.log.Error(msg, append(args, "similar_failures_not_logged", s.failsQuiet.Swap(0))...)
 }
 
+// rerouteQueue hands records rejected for good from the promise (which must
+// not block, nor produce) to one goroutine, rerouteLoop, that produces their
+// lines to the dead-letter topic. One goroutine, not one per record: a topic
+// that refuses everything must not start a goroutine per buffered record.
+// The queue holds at most the records in the sink's budget.
+type rerouteQueue struct {
+	mu   sync.Mutex
+	q    []*recState
+	wake chan struct{} // capacity 1
+	stop chan struct{} // closed by Close once nothing is pending
+	done chan struct{} // closed when rerouteLoop returned
+}
+
+func (q *rerouteQueue) init() {
+	q.wake = make(chan struct{}, 1)
+	q.stop = make(chan struct{})
+	q.done = make(chan struct{})
+}
+
+// push queues rs; it never blocks.
+func (q *rerouteQueue) push(rs *recState) {
+	q.mu.Lock()
+	q.q = append(q.q, rs)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// rerouteLoop runs from New until Close stops it.
+func (s *Sink) rerouteLoop() {
+	defer close(s.rq.done)
+	var batch []*recState
+	for {
+		select {
+		case <-s.rq.wake:
+		case <-s.rq.stop:
+			return
+		}
+		s.rq.mu.Lock()
+		batch, s.rq.q = s.rq.q, batch[:0]
+		s.rq.mu.Unlock()
+		for i, rs := range batch {
+			s.reroute(rs)
+			batch[i] = nil
+		}
+	}
+}
+
 // reroute produces rs's line to the dead-letter topic after its record was
-// rejected for good. It runs on its own goroutine (never in a promise).
+// rejected for good. It runs on rerouteLoop (never in a promise).
 func (s *Sink) reroute(rs *recState) {
 	r := new(kgo.Record)
 	s.fillDeadLetter(rs, r, "rejected by "+rs.causeTopic+": "+rs.cause.Error(), rs.causeTopic)
@@ -406,13 +459,15 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cl.Close()
 	// Closing failed every buffered record through its promise; reroutes
-	// still running find the client closed. Both complete quickly.
+	// still queued find the client closed. Both complete quickly.
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if werr := s.budget.waitIdle(wctx); werr != nil {
 		s.log.Error("events still pending after the client closed", "err", werr)
 		err = errors.Join(err, werr)
 	}
+	close(s.rq.stop)
+	<-s.rq.done
 	if err != nil {
 		return fmt.Errorf("kafka: close: %w", err)
 	}
