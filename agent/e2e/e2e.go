@@ -41,12 +41,19 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("%s; skipping (`make deps` installs it)", msg)
 }
 
-// LookTool returns the path of an external program: the first of the
-// candidates that is an executable file, else name in $NGINX_SHIPPER_TOOLS
-// (the repository's .tools), else name in PATH. It skips or fails t (see
-// Missing) when there is none.
+// LookTool returns the path of an external program: $NAME (e.g. $NGINX,
+// $KCAT) when set, else the first of the candidates that is an executable
+// file, else name in $NGINX_SHIPPER_TOOLS or the repository's .tools, else
+// name in PATH. It skips or fails t (see Missing) when there is none.
 func LookTool(t testing.TB, name string, candidates ...string) string {
 	t.Helper()
+	env := strings.ToUpper(name)
+	if p := os.Getenv(env); p != "" {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			Missing(t, "%s=%s: not an executable file", env, p)
+		}
+		return p
+	}
 	if p := findTool(name, candidates...); p != "" {
 		return p
 	}

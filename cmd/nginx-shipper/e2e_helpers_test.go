@@ -146,3 +146,34 @@ func checkEventsHost(t *testing.T, sink string, evs []e2e.Event, reqs map[int]e2
 		t.Errorf("%s: %d events checked, problems:\n%s", sink, len(evs), strings.Join(errs, "\n"))
 	}
 }
+
+// phases logs how long each phase of a scenario took.
+type phases struct {
+	t    *testing.T
+	last time.Time
+}
+
+func newPhases(t *testing.T) *phases { return &phases{t: t, last: time.Now()} }
+
+func (p *phases) done(what string) {
+	p.t.Helper()
+	now := time.Now()
+	p.t.Logf("phase %-45s %6.2fs", what, now.Sub(p.last).Seconds())
+	p.last = now
+}
+
+// ackedLines counts the lines of file below the agent's checkpoint in
+// dataDir (what the agent will not read again after a crash).
+func ackedLines(t *testing.T, dataDir, file string) int {
+	t.Helper()
+	cps, err := e2e.Checkpoints(dataDir)
+	if err != nil {
+		return -1
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return -1
+	}
+	off := min(cps[file], int64(len(b)))
+	return bytes.Count(b[:off], []byte("\n"))
+}
