@@ -642,3 +642,41 @@ func TestSendRacingClose(t *testing.T) {
 		t.Logf("taken %d, refused %d", taken, refused)
 	}
 }
+
+// TestManyRejectedRecordsAllDeadLettered: a main topic that refuses
+// everything sends every line, once, to the dead-letter topic.
+func TestManyRejectedRecordsAllDeadLettered(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs())
+	cfg.DeadLetterTopic = topicDLQ
+	e := newEnv(t, c, cfg)
+	mainID := topicID(t, c.ListenAddrs(), topicMain)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if producesTo(req, topicMain, mainID) {
+			return produceError(req, topicMain, kerr.TopicAuthorizationFailed.Code), nil, true
+		}
+		return nil, nil, false
+	})
+	var bs []*sinks.Batch
+	ls := keyedLines("k", 600, 7)
+	for i := 0; i < len(ls); i += 100 {
+		b := e.batch(testSource, ls[i:i+100]...)
+		e.mustSend(b)
+		bs = append(bs, b)
+	}
+	e.mustDone(bs...)
+	recs := consume(t, c.ListenAddrs(), topicDLQ, 600)
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	for _, l := range ls {
+		if seen[l.value] != 1 {
+			t.Fatalf("%s dead-lettered %d times", l.value, seen[l.value])
+		}
+	}
+	if n := topicEnd(t, c.ListenAddrs(), topicDLQ); n != 600 {
+		t.Errorf("dead-letter topic holds %d, want 600", n)
+	}
+}
