@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nginx-shipper/nginx-shipper/agent"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
 )
@@ -27,8 +29,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nginx-shipper: configuration file %s test failed\n", path)
 		return 1
 	}
+	parsers, _ := agent.CompileInputs(cfg.Inputs, cfg.KeyField(), os.ReadFile)
 	for i, in := range cfg.Inputs {
-		fmt.Fprintf(stdout, "input %d: paths %v, format %q, escape %s, read_from %s\n", i, in.Paths, in.Format, escOrDefault(in.Escape), in.ReadFrom)
+		fmt.Fprintf(stdout, "input %d: paths %v, format %q, read_from %s\n", i, in.Paths, in.Format, in.ReadFrom)
+		if p := parsers[i]; p != nil {
+			fmt.Fprintf(stdout, "  log_format escape=%s '%s'\n  fields: %s\n", p.Escape(), p.Format(), strings.Join(p.Fields(), " "))
+		}
 	}
 	fmt.Fprintf(stdout, "sinks: kafka %s, s3 %s\n", onOff(cfg.KafkaEnabled()), onOff(cfg.S3Enabled()))
 	if !cfg.KafkaEnabled() && !cfg.S3Enabled() {
@@ -88,13 +94,6 @@ func checkS3(ctx context.Context, c s3.Config, log *slog.Logger) error {
 	}
 	defer s.Close(ctx)
 	return s.Check(ctx)
-}
-
-func escOrDefault(s string) string {
-	if s == "" {
-		return "default"
-	}
-	return s
 }
 
 func onOff(b bool) string {
