@@ -49,9 +49,9 @@ const Hostname = "e2e-host"
 // is not started.
 func NewEnv(t testing.TB, o EnvOptions) *Env {
 	t.Helper()
-	bin := Shipper(t)
 	e := &Env{T: t, Topic: "nginx-access", DLT: "nginx-access-invalid", Prefix: "nginx/"}
-	e.Nginx = StartNginx(t)
+	e.Nginx = StartNginx(t) // first: it skips t when nginx is absent
+	Shipper(t)
 	if !o.NoS3 {
 		e.S3 = s3test.Start(t)
 	}
@@ -95,7 +95,6 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 		e.Cfg.S3 = S3For(e.S3, e.Prefix+"dt=%Y-%m-%d/hour=%H/", o.BatchMaxAge)
 		e.s3r = NewS3Reader(t, e.S3, e.Prefix)
 	}
-	_ = bin
 	return e
 }
 
