@@ -168,6 +168,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start the agent: %w", err)
 	}
+	hwm := watchHWM(cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	running := true
@@ -279,7 +280,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		return res, errors.New("no rusage")
 	}
 	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	res.rssKiB = ru.Maxrss
+	res.rssKiB = hwm.peak()
 
 	// Ground truth: the broker's and the bucket's content.
 	var errs []error
@@ -428,6 +429,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
+	hwm := watchHWM(cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	var done time.Duration
@@ -470,7 +472,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		return res, fmt.Errorf("producer: %v: %s", err, out.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: ru.Maxrss}
+	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak()}
 	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, true)
 	return res, nil
 }
@@ -535,6 +537,66 @@ func produceMain(args []string) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return perr
+}
+
+// hwmWatcher follows a child's VmHWM (peak RSS) in /proc/PID/status.
+//
+// Not rusage's ru_maxrss: on Linux a child started by fork+exec (Go uses
+// CLONE_VM) inherits the parent's RSS high-water mark at exec, so wait4
+// would report the benchmark's own peak when it is larger.
+type hwmWatcher struct {
+	mu   sync.Mutex
+	max  int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+// watchHWM polls every 10 ms until the process is gone; the last 10 ms
+// before exit may be missed.
+func watchHWM(pid int) *hwmWatcher {
+	w := &hwmWatcher{stop: make(chan struct{}), done: make(chan struct{})}
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	go func() {
+		defer close(w.done)
+		for {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return
+			}
+			i := bytes.Index(b, []byte("VmHWM:"))
+			if i < 0 {
+				return // a zombie: the memory is gone
+			}
+			f := strings.Fields(string(b[i+len("VmHWM:"):]))
+			if len(f) > 0 {
+				if v, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					w.mu.Lock()
+					w.max = max(w.max, v)
+					w.mu.Unlock()
+				}
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// peak returns the highest VmHWM seen, in KiB; call it after the process
+// exited.
+func (w *hwmWatcher) peak() int64 {
+	select {
+	case <-w.done:
+	case <-time.After(time.Second):
+		close(w.stop)
+		<-w.done
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.max
 }
 
 // procCPU is utime+stime of a live process, from /proc/PID/stat.
