@@ -12,7 +12,7 @@ PKG_NFPM     ?= $(PKG_GO) tool nfpm
 PKG_ARCHES   ?= amd64 arm64
 PKG_DIST     ?= dist
 PKG_VERSION  ?= $(shell sh packaging/version.sh '$(VERSION)' '$(COMMIT)')
-PKG_LDFLAGS  ?= -s -w $(if $(LDFLAGS),$(LDFLAGS),-X main.version=$(VERSION) -X main.commit=$(COMMIT))
+PKG_LDFLAGS  ?= $(if $(LDFLAGS),$(LDFLAGS),-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT))
 PKG_PREBUILT ?=
 # Reproducible file times: the commit's time when in git.
 PKG_SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
