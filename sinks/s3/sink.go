@@ -409,6 +409,7 @@ func (s *Sink) commitLoop() {
 		s.mu.Unlock()
 		if due {
 			s.commit()
+			s.maintain(false) // under steady load every turn commits
 			continue
 		}
 		s.maintain(closing)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
@@ -631,5 +633,40 @@ func TestNewFromCredentialChainAndCheck(t *testing.T) {
 	}
 	if _, err := New(Config{SpoolDir: t.TempDir()}, nil, nil); err == nil || !strings.Contains(err.Error(), "sinks.s3.bucket") {
 		t.Fatalf("New with no bucket: %v", err)
+	}
+}
+
+// Tags, storage class and SSE go on every object.
+func TestObjectOptions(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.Tags = map[string]string{"team": "sre", "source": "nginx shipper"}
+	cfg.StorageClass = "STANDARD"
+	cfg.SSE = "AES256"
+	h := newHarness(t, cfg, srv.Client())
+	in := h.s.putInput(&batchFile{meta: batchMeta{Key: "k"}})
+	if aws.ToString(in.Tagging) != "source=nginx+shipper&team=sre" || in.StorageClass != "STANDARD" || in.ServerSideEncryption != "AES256" {
+		t.Fatalf("put input: tagging %q, class %q, sse %q", aws.ToString(in.Tagging), in.StorageClass, in.ServerSideEncryption)
+	}
+	now := time.Now()
+	var a acks
+	sendAll(t, h.s, &sinks.Source{}, []ev{{value: jsonEvent(1, now), t: now}}, 1, &a)
+	if err := h.s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := lakeLines(t, srv, "nginx/")
+	if len(got) != 1 {
+		t.Fatalf("%d objects", len(got))
+	}
+	out, err := srv.Client().GetObjectTagging(context.Background(), &s3sdk.GetObjectTaggingInput{Bucket: aws.String(srv.Bucket), Key: aws.String(keys(got)[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{}
+	for _, tg := range out.TagSet {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if tags["team"] != "sre" || tags["source"] != "nginx shipper" {
+		t.Fatalf("tags: %v", tags)
 	}
 }
