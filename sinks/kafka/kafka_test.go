@@ -680,3 +680,45 @@ func TestManyRejectedRecordsAllDeadLettered(t *testing.T) {
 		t.Errorf("dead-letter topic holds %d, want 600", n)
 	}
 }
+
+func TestCompressionCodecs(t *testing.T) {
+	c := newCluster(t)
+	for codecName, want := range map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4} {
+		t.Run(codecName, func(t *testing.T) {
+			cfg := testConfig(c.ListenAddrs())
+			cfg.Topic = "codec-" + codecName
+			cfg.Compression = codecName
+			e := newEnv(t, c, cfg)
+			if err := createTopic(t, c.ListenAddrs(), cfg.Topic); err != nil {
+				t.Fatal(err)
+			}
+			b := e.batch(testSource, keyedLines("k", 50, 1)...) // one key: one partition, one batch
+			e.mustSend(b)
+			e.mustDone(b)
+			for _, r := range consume(t, c.ListenAddrs(), cfg.Topic, 50) {
+				if got := r.Attrs.CompressionType(); got != want {
+					t.Fatalf("compression type %d, want %d", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLongDeadLetterLineIsTruncated(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs())
+	cfg.DeadLetterTopic = topicDLQ
+	cfg.BatchMaxBytes = 16 << 10
+	e := newEnv(t, c, cfg)
+	long := strings.Repeat("y", 20<<10)
+	b := e.batch(testSource, line{raw: long, err: errors.New("too long")})
+	e.mustSend(b)
+	e.mustDone(b)
+	r := consume(t, c.ListenAddrs(), topicDLQ, 1)[0]
+	if len(r.Value) != e.s.dlqMax || !strings.HasPrefix(long, string(r.Value)) {
+		t.Errorf("dead-letter value of %d bytes, want the first %d", len(r.Value), e.s.dlqMax)
+	}
+	if tr, _ := header(r, HeaderTruncated); tr != "true" {
+		t.Errorf("truncated header %q", tr)
+	}
+}
