@@ -670,3 +670,76 @@ func TestObjectOptions(t *testing.T) {
 		t.Fatalf("tags: %v", tags)
 	}
 }
+
+// A batch is closed and uploaded at batch_max_age without Close; the spool
+// gauges show it meanwhile.
+func TestBatchMaxAgeClosesBatch(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.BatchMaxAge = Duration{time.Second}
+	api := &faultAPI{API: srv.Client()}
+	release := make(chan struct{})
+	api.setHook(func(ctx context.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	h := newHarness(t, cfg, api)
+	now := time.Now()
+	evs := []ev{{value: jsonEvent(1, now), t: now}, {value: jsonEvent(2, now), t: now}}
+	var a acks
+	sendAll(t, h.s, &sinks.Source{}, evs, 2, &a)
+	waitFor(t, 10*time.Second, "batch closed and upload started", func() bool {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return api.puts > 0
+	})
+	if b := value(h.s.m.spoolBytes); b <= 0 {
+		t.Errorf("spool_bytes = %v while a batch waits", b)
+	}
+	if age := h.s.oldestAge(); age < 1 {
+		t.Errorf("oldest batch age %vs, want >= 1s", age)
+	}
+	close(release)
+	waitFor(t, 10*time.Second, "object uploaded", func() bool { return value(h.s.m.objects.WithLabelValues("events")) == 1 })
+	equalLines(t, allLines(lakeLines(t, srv, "nginx/")), values(evs))
+	if b := value(h.s.m.spoolBytes); b != 0 {
+		t.Errorf("spool_bytes = %v after upload", b)
+	}
+}
+
+// A spool full of one open batch (spool_max_bytes below what batch_max_bytes
+// would hold) is closed and uploaded at once, not after batch_max_age: Send
+// never waits for it.
+func TestFullSpoolOfOpenBatchIsClosed(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.SpoolMaxBytes = 1 << 20
+	cfg.CompressionLevel = 1
+	h := newHarness(t, cfg, srv.Client())
+	now := time.Now()
+	var a acks
+	var sent []ev
+	for range 100 { // ~4 MB gzipped in total, 4x the spool
+		evs := randomEvents(100, 800, now)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := h.s.Send(ctx, batch(&sinks.Source{}, evs, &a))
+		cancel()
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		sent = append(sent, evs...)
+	}
+	waitFor(t, 20*time.Second, "acks", func() bool { return a.count() == len(sent) })
+	if err := h.s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := lakeLines(t, srv, "nginx/")
+	if len(got) < 2 {
+		t.Errorf("%d objects: the open batch was not closed when the spool filled", len(got))
+	}
+	equalLines(t, allLines(got), values(sent))
+}
