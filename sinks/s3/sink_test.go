@@ -313,7 +313,9 @@ func TestSpoolFullBlocksSendUntilS3Returns(t *testing.T) {
 	src := &sinks.Source{}
 	blocked := false
 	for i := 0; i < 200 && !blocked; i++ {
-		evs := randomEvents(100, 400, now) // ~40 KB, ~20 KB gzipped
+		// ~280 KB, ~140 KB gzipped: one gzip member each, too big to be
+		// compacted (which would shrink the spool under the test).
+		evs := randomEvents(700, 400, now)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := h.s.Send(ctx, batch(src, evs, &a))
 		cancel()

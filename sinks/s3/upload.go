@@ -172,6 +172,7 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
 			s.mu.Lock()
 			s.spoolBytes += size - bf.size
 			s.m.spoolBytes.Set(float64(s.spoolBytes))
+			s.broadcast()
 			s.mu.Unlock()
 			bf.size = size
 		}
