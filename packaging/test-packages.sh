@@ -117,8 +117,8 @@ command -v dpkg >/dev/null || die "needs a Debian-based machine (dpkg)"
 ensure_tools
 
 shopt -s nullglob
-debs=("$PKG_DIST"/${NAME}_*.deb)
-rpms=("$PKG_DIST"/$NAME-*.rpm)
+debs=("$PKG_DIST/${NAME}"_*.deb)
+rpms=("$PKG_DIST/$NAME"-*.rpm)
 [ ${#debs[@]} -gt 0 ] || die "no .deb in $PKG_DIST: run make package"
 [ ${#rpms[@]} -gt 0 ] || die "no .rpm in $PKG_DIST: run make package"
 tmp=$(mktemp -d)
@@ -198,7 +198,9 @@ for m in nginx_shipper_lines_read_total nginx_shipper_bytes_read_total nginx_shi
 done
 if promtool=$(get_promtool); then
 	out=$("$promtool" check rules "$here/prometheus-alerts.yml" 2>&1)
-	check "promtool check rules prometheus-alerts.yml" test $? -eq 0 || sed 's/^/  /' <<<"$out"
+	rc=$?
+	[ $rc -eq 0 ] || sed 's/^/  /' <<<"$out"
+	check "promtool check rules prometheus-alerts.yml" test $rc -eq 0
 	out=$(cd "$here" && "$promtool" test rules prometheus-alerts.test.yml 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || sed 's/^/  /' <<<"$out"
