@@ -1,8 +1,8 @@
 // Package s3test runs a real S3 server (versitygw with its posix backend) on
 // 127.0.0.1 for tests. It is for tests only.
 //
-// The versitygw binary is looked up in $VERSITYGW, /tmp/gobin, $(go env
-// GOPATH)/bin and PATH. When it is absent the test is skipped, unless
+// The versitygw binary is looked up in $VERSITYGW, $NGINX_SHIPPER_TOOLS, the
+// repository's .tools, /tmp/gobin, $(go env GOPATH)/bin and PATH. When it is absent the test is skipped, unless
 // NGINX_SHIPPER_REQUIRE_E2E=1 is set, in which case it fails.
 package s3test
 
@@ -69,7 +69,24 @@ func Binary() string {
 	if p := os.Getenv("VERSITYGW"); p != "" {
 		return p
 	}
-	cands := []string{"/tmp/gobin/versitygw"}
+	var cands []string
+	if d := os.Getenv("NGINX_SHIPPER_TOOLS"); d != "" {
+		cands = append(cands, filepath.Join(d, "versitygw"))
+	}
+	// The repository's .tools (where .ci/deps installs it), from the test's
+	// working directory up to the module root.
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				cands = append(cands, filepath.Join(dir, ".tools", "versitygw"))
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	cands = append(cands, "/tmp/gobin/versitygw")
 	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
 		cands = append(cands, filepath.Join(string(bytes.TrimSpace(out)), "bin", "versitygw"))
 	}
