@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
@@ -89,8 +90,9 @@ func BenchmarkSend(b *testing.B) {
 				bt := sinks.NewBatch(src)
 				for j := range perBatch {
 					e := bt.Add()
-					e.Value = []byte(jsonEvent(i*perBatch+j, now))
-					e.Time = now
+					tm := now.Add(time.Duration(i*perBatch+j) * time.Millisecond)
+					e.Value = []byte(jsonEvent(i*perBatch+j, tm))
+					e.Time = tm
 				}
 				free <- bt
 			}
@@ -188,6 +190,38 @@ func BenchmarkUpload(b *testing.B) {
 			if err != nil || aws.ToInt64(out.ContentLength) != tc.size {
 				b.Fatalf("head: %v, %v", out, err)
 			}
+		})
+	}
+}
+
+// BenchmarkGzip measures the CPU seconds gzip alone takes per million events
+// (~350-byte JSON lines), compressed as the committer does: one member per
+// 4 MiB group.
+func BenchmarkGzip(b *testing.B) {
+	now := time.Now()
+	var data []byte
+	const n = 100000
+	for i := range n {
+		data = append(data, jsonEvent(i, now.Add(time.Duration(i)*time.Millisecond))...)
+		data = append(data, '\n')
+	}
+	for _, level := range []int{1, 6} {
+		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
+			zw, _ := gzip.NewWriterLevel(io.Discard, level)
+			cw := &countingWriter{w: io.Discard}
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for range b.N {
+				for off := 0; off < len(data); off += groupBytes {
+					zw.Reset(cw)
+					zw.Write(data[off:min(off+groupBytes, len(data))])
+					zw.Close()
+				}
+			}
+			cpu := cpuTime() - cpu0
+			b.ReportMetric(cpu.Seconds()/float64(b.N*n)*1e6, "cpu-s/Mevents")
+			b.ReportMetric(float64(b.N*len(data))/float64(cw.n), "ratio")
 		})
 	}
 }

@@ -144,10 +144,29 @@ func batch(src *sinks.Source, evs []ev, a *acks) *sinks.Batch {
 	return b
 }
 
-// jsonEvent is a realistic event line of about 330 bytes.
+// jsonEvent is an event line of about 350 bytes, shaped like the parser's
+// output for a combined log line, with fields varying like real traffic.
 func jsonEvent(i int, t time.Time) string {
-	return fmt.Sprintf(`{"timestamp":%q,"remote_addr":"10.1.%d.%d","request":"GET /api/v1/items/%d?page=%d HTTP/1.1","request_method":"GET","request_uri":"/api/v1/items/%d?page=%d","server_protocol":"HTTP/1.1","status":200,"body_bytes_sent":%d,"request_time":0.%03d,"request_headers":{"user_agent":"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0"},"host":"web-1","log_file":"/var/log/nginx/access.log","log_offset":%d}`,
-		t.UTC().Format("2006-01-02T15:04:05.000Z07:00"), i/256%256, i%256, i, i%7, i, i%7, 1000+i%5000, i%1000, i*330)
+	h := uint64(i)*0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019
+	h ^= h >> 29
+	r := func(n uint64) uint64 { h = h*6364136223846793005 + 1442695040888963407; return (h >> 33) % n }
+	uas := [...]string{
+		"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+		"curl/8.4.0", "Go-http-client/1.1", "python-requests/2.31.0",
+		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+	}
+	paths := [...]string{"/api/v1/items/%d", "/static/js/app.%x.js", "/images/p/%d.jpg", "/search?q=%x&page=2", "/", "/login", "/api/v1/users/%d/orders"}
+	statuses := [...]int{200, 200, 200, 200, 200, 304, 301, 404, 500, 499}
+	path := paths[r(uint64(len(paths)))]
+	if strings.Contains(path, "%") {
+		path = fmt.Sprintf(path, r(1<<24))
+	}
+	ts := t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return fmt.Sprintf(`{"timestamp":%q,"remote_addr":"%d.%d.%d.%d","request":"GET %s HTTP/1.1","request_method":"GET","request_uri":%q,"server_protocol":"HTTP/1.1","status":%d,"body_bytes_sent":%d,"request_time":%d.%03d,"request_headers":{"user_agent":%q,"referer":"https://example.com/"},"host":"web-1","log_file":"/var/log/nginx/access.log","log_offset":%d}`,
+		ts, 10+r(200), r(256), r(256), 1+r(254), path, path, statuses[r(uint64(len(statuses)))], r(200000), r(3), r(1000),
+		uas[r(uint64(len(uas)))], i*330)
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
