@@ -103,6 +103,13 @@ func (c *Consumer) Events() []Event {
 	return out
 }
 
+// Values returns the record values read so far, raw.
+func (c *Consumer) Values() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.values...)
+}
+
 // Len is how many records were read so far.
 func (c *Consumer) Len() int {
 	c.mu.Lock()
