@@ -46,7 +46,8 @@
 // data file and then the meta only after S3 confirmed the object. At start:
 // .ready files are queued; an .open file is cut back to its last complete
 // member, fsynced, renamed .ready and queued; a meta without data and *.tmp
-// files are removed. The object key is fixed when the batch opens, so a batch
+// files are removed. New takes an exclusive flock on <spool>/LOCK: a second
+// process on the same spool fails to start. The object key is fixed when the batch opens, so a batch
 // uploaded twice (crash between upload and delete) overwrites the same object:
 // no duplicate object.
 //

@@ -13,4 +13,5 @@ func (s *Sink) crash() {
 	s.upCancel()
 	<-s.commitDone
 	<-s.upDone
+	s.lock.Close() // the kernel releases a killed process's locks
 }

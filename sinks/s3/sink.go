@@ -86,6 +86,7 @@ type Sink struct {
 	upCancel   context.CancelFunc
 	upWG       sync.WaitGroup
 	upDone     chan struct{}
+	lock       *os.File // flock of the spool directory
 }
 
 // partKey identifies a partition before its prefix is rendered: kind, input
@@ -166,7 +167,13 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("s3 sink: spool: %w", err)
 	}
+	lock, err := lockSpool(cfg.SpoolDir)
+	if err != nil {
+		return nil, fmt.Errorf("s3 sink: spool: %w", err)
+	}
+	s.lock = lock
 	if err := s.recover(); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("s3 sink: spool %s: %w", cfg.SpoolDir, err)
 	}
 	s.upCtx, s.upCancel = context.WithCancel(context.Background())
@@ -358,6 +365,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.upCancel()
 	s.mu.Lock()
 	left, bytes := len(s.live), s.spoolBytes
+	if s.lock != nil {
+		s.lock.Close() // the committer and uploaders are done with the spool
+		s.lock = nil
+	}
 	s.mu.Unlock()
 	if left > 0 {
 		s.log.Warn("batches left in the spool for the next start", "batches", left, "bytes", bytes)

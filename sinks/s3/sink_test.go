@@ -67,7 +67,9 @@ func spoolFiles(t testing.TB, dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if e.Name() != "LOCK" {
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }
@@ -744,4 +746,21 @@ func TestFullSpoolOfOpenBatchIsClosed(t *testing.T) {
 		t.Errorf("%d objects: the open batch was not closed when the spool filled", len(got))
 	}
 	equalLines(t, allLines(got), values(sent))
+}
+
+// Two sinks never share a spool.
+func TestSpoolLocked(t *testing.T) {
+	cfg := testConfig(t, nil)
+	h := newHarness(t, cfg, &faultAPI{})
+	if _, err := newSink(cfg, testLogger(t), nil, &faultAPI{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second sink on the same spool: %v", err)
+	}
+	if err := h.s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := newSink(cfg, testLogger(t), nil, &faultAPI{})
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	s2.Close(context.Background())
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -229,4 +230,18 @@ func readMeta(path string) (batchMeta, error) {
 		return m, fmt.Errorf("%s: no key", path)
 	}
 	return m, nil
+}
+
+// lockSpool takes an exclusive lock on dir/LOCK so that two processes never
+// share a spool. The lock goes with the process (or the returned file).
+func lockSpool(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("in use by another process (%s/LOCK): %w", dir, err)
+	}
+	return f, nil
 }
