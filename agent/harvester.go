@@ -54,7 +54,8 @@ type harvester struct {
 
 	rotated    bool      // the path no longer names this file
 	rotatedAt  time.Time // when rotated was found
-	lastGrowth time.Time // when a read last returned data
+	lastGrowth time.Time // when the file's size last changed (seen by check)
+	lastSize   int64     // the size check last saw
 	lastCheck  time.Time
 	fl         *flight // batch being built
 }
@@ -69,7 +70,6 @@ func (h *harvester) run(ctx context.Context) {
 		n, err := h.readOnce()
 		if n > 0 {
 			poll = minPoll
-			h.lastGrowth = time.Now()
 			if h.fl != nil && (len(h.fl.b.Events) >= batchMaxEvents || len(h.fl.arena) >= batchMaxBytes) {
 				if !h.flush(ctx) {
 					return
@@ -94,7 +94,13 @@ func (h *harvester) run(ctx context.Context) {
 		if !h.check(ctx) {
 			return
 		}
+		// Idle means: everything up to the size fstat reports was read, and
+		// that size has not changed for a while. Time spent blocked on
+		// backpressure is not idleness: check() just looked at the size.
 		idle := time.Since(h.lastGrowth)
+		if h.offset+int64(len(h.buf)) < h.lastSize {
+			continue // more to read
+		}
 		if h.rotated && idle >= h.a.cfg.RotateWait.Duration {
 			h.finishRotated(ctx)
 			return
@@ -292,9 +298,13 @@ func (h *harvester) check(ctx context.Context) bool {
 		return true
 	}
 	end := h.offset + int64(len(h.buf))
+	if fi.Size() != h.lastSize {
+		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
+	}
 	h.lagG.Set(float64(max(fi.Size()-end, 0)))
 	if fi.Size() < end || !h.sameContent(fi.Size()) {
 		h.truncated(ctx, fi.Size())
+		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	} else {
 		h.refreshFingerprint(fi.Size())
 	}

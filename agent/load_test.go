@@ -140,6 +140,20 @@ func TestCopytruncateUnderLoad(t *testing.T) {
 		}
 		return false
 	}
+	defer func() {
+		if t.Failed() {
+			for _, s := range e.sinks {
+				m, _ := s.missing(n)
+				var out []int
+				for _, seq := range m {
+					if !inWindow(seq) {
+						out = append(out, seq)
+					}
+				}
+				t.Logf("sink %s: %d missing outside windows, first %v", s.name, len(out), out[:min(len(out), 20)])
+			}
+		}
+	}()
 	e.waitFor("every line outside the copytruncate windows", func() bool {
 		for _, s := range e.sinks {
 			s.mu.Lock()
@@ -165,6 +179,7 @@ func TestCopytruncateUnderLoad(t *testing.T) {
 		m, _ := s.missing(n)
 		lost += len(m)
 	}
+	_ = inWindow
 	t.Logf("copytruncate under load: %d lines written, %d missing in logrotate's copy→truncate windows %v (both sinks), %d duplicates",
 		n, lost, windows, e.dups(n))
 }

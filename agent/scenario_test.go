@@ -321,7 +321,7 @@ func (e *env) crash() {
 
 func (e *env) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("timed out waiting for %s", what)
@@ -333,7 +333,7 @@ func (e *env) waitFor(what string, cond func() bool) {
 // waitDelivered waits until every seq in [0, n) reached every sink.
 func (e *env) waitDelivered(n int) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		done := true
 		for _, s := range e.sinks {

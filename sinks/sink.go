@@ -120,7 +120,8 @@ func (b *Batch) FinishEmpty() {
 
 func (b *Batch) done(err error, n int64) {
 	if err != nil {
-		b.failed.CompareAndSwap(nil, &err)
+		e := err
+		b.failed.CompareAndSwap(nil, &e)
 	}
 	left := b.pending.Add(-n)
 	if left == 0 {

@@ -231,6 +231,17 @@ func (p *Process) reaped() {
 	p.cmd = nil
 }
 
+// Signal sends sig (e.g. SIGHUP) to the running process.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if p.cmd == nil {
+		p.t.Fatalf("e2e: nginx-shipper not running")
+	}
+	if err := syscall.Kill(p.PID(), sig); err != nil {
+		p.t.Fatalf("e2e: kill -%v %d: %v", sig, p.PID(), err)
+	}
+}
+
 // Kill9 sends SIGKILL and waits for the process to be gone.
 func (p *Process) Kill9() {
 	p.t.Helper()
