@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -742,4 +743,33 @@ func TestDeletedFileReadToItsEndThenReleased(t *testing.T) {
 		defer e.a.mu.Unlock()
 		return len(e.a.open) == 0
 	})
+}
+
+func TestCheckpointWriteFailureIsLoggedCountedAndRecovers(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.write(0, 100)
+	e.waitDelivered(100)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	// Make the checkpoint file unwritable: a non-empty directory in its
+	// place makes the rename fail (as a full or read-only disk would fail
+	// the write), whatever our privileges.
+	cp := filepath.Join(e.data, "checkpoints.json")
+	os.Remove(cp)
+	os.MkdirAll(filepath.Join(cp, "blocker"), 0o755)
+	e.write(100, 200)
+	e.waitDelivered(200)
+	e.waitFor("checkpoint error counted", func() bool { return counterValue(e.a.m.checkpointErr) > 0 })
+	if !strings.Contains(e.logs.String(), "checkpoint not written") {
+		t.Fatalf("no log line about the failed checkpoint")
+	}
+	os.RemoveAll(cp)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	e.stop()
+	e.start()
+	e.write(200, 300)
+	e.waitDelivered(300)
+	if d := e.dups(300); d != 0 {
+		t.Fatalf("%d duplicates: the checkpoint was reset", d)
+	}
 }
