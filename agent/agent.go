@@ -88,7 +88,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	if err != nil {
 		return nil, err
 	}
-	reg, _, err := OpenRegistry(cfg.DataDir, opts.Log.With("component", "checkpoint"))
+	reg, corrupt, err := OpenRegistry(cfg.DataDir, opts.Log.With("component", "checkpoint"))
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +110,9 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		}
 		return time.Since(t).Seconds()
 	})
+	if corrupt != "" {
+		a.m.checkpointCorrupt.Set(1)
+	}
 	for i, in := range ins {
 		name := "custom"
 		if _, ok := parser.Builtin(in.Format); ok {

@@ -20,6 +20,9 @@ type metrics struct {
 	openFiles     prometheus.Gauge
 	checkpointAge prometheus.GaugeFunc
 	checkpointErr prometheus.Counter
+	// checkpointCorrupt is 1 when the checkpoint file was corrupt at start
+	// (moved aside; files were treated as new).
+	checkpointCorrupt prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metrics {
@@ -53,10 +56,12 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Seconds since the checkpoint file was last written."}, checkpointAge),
 		checkpointErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "checkpoint_errors_total",
 			Help: "Failed writes of the checkpoint file (data_dir full or not writable)."}),
+		checkpointCorrupt: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "checkpoint_corrupt",
+			Help: "1 when the checkpoint file was corrupt at start: it was moved aside and files were read per read_from."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
-			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr)
+			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt)
 	}
 	return m
 }
