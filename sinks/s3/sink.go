@@ -215,10 +215,10 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	for !s.closed && (s.spoolBytes >= s.cfg.SpoolMaxBytes || s.pendBytes >= maxPendingBytes) {
 		if blockedSince.IsZero() {
 			blockedSince = time.Now()
-			select { // the committer closes open batches when the spool is full
-			case s.kick <- struct{}{}:
-			default:
-			}
+		}
+		select { // the committer closes open batches when the spool is full
+		case s.kick <- struct{}{}:
+		default:
 		}
 		ch := s.changed
 		s.mu.Unlock()
