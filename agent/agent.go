@@ -58,6 +58,22 @@ type Agent struct {
 	scanNow    chan struct{}
 	scans      int
 	errLimiter rateLimiter
+	logged     map[string]time.Time // last time a repeated message was logged, by key
+}
+
+// every reports whether the message keyed key may be logged now: once per
+// period per key, so a condition that persists does not flood the journal.
+func (a *Agent) every(key string, period time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.logged == nil {
+		a.logged = map[string]time.Time{}
+	}
+	if t, ok := a.logged[key]; ok && time.Since(t) < period {
+		return false
+	}
+	a.logged[key] = time.Now()
+	return true
 }
 
 // CompileInputs compiles the format of every input; the errors name the key.
@@ -225,7 +241,9 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		return
 	}
 	if full {
-		a.log.Warn("max_open_files reached; file waits for a free slot", "path", path, "max_open_files", a.cfg.MaxOpenFiles)
+		if a.every("full "+path, time.Minute) {
+			a.log.Warn("max_open_files reached; file waits for a free slot", "path", path, "max_open_files", a.cfg.MaxOpenFiles)
+		}
 		return
 	}
 	// Idle file fully read: nothing to do, no need to open it.
@@ -234,7 +252,9 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		a.log.Error("cannot open log file", "path", path, "err", err)
+		if a.every("open "+path, time.Minute) {
+			a.log.Error("cannot open log file (retried every scan; logged once a minute)", "path", path, "err", err)
+		}
 		return
 	}
 	ofi, err := f.Stat()
