@@ -22,8 +22,21 @@
 // checkpoint entry); a path that now names another inode, or none, is a
 // rename or delete: the harvester keeps reading the old file through its
 // descriptor (nginx writes there until it reopens its logs on USR1) and lets
-// it go only after it stayed idle for rotate_wait. The new file under the
-// name is found by the next scan, which the rotation triggers at once.
+// it go only when it has read up to the size fstat reports and that size has
+// not changed for rotate_wait (time spent blocked on backpressure does not
+// count as idle). The new file under the name is found by the next scan,
+// which the rotation triggers at once. A file that keeps growing long after
+// its rotation (nginx never got USR1) is let go after 10 × rotate_wait, with
+// a warning; a live file idle for close_inactive is closed and opened again
+// by a scan when it grows.
+//
+// Copies: a new file whose first KiB matches a known file's fingerprint is a
+// copy (logrotate copytruncate) and is read from the original's checkpoint;
+// when a harvester sees its file truncated, it looks for that copy in the
+// directory and reads from it the lines it had not read yet. At start, files
+// are found by identity under their new names, and files rotated in while the
+// agent was down (named like a live file plus "." or "-", changed since the
+// last checkpoint) are read too.
 //
 // # Acknowledgement and checkpoints
 //
