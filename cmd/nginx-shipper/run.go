@@ -199,14 +199,14 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 	}
 	if cfg.KafkaEnabled() {
-		k, err := kafka.New(*cfg.Sinks.Kafka, d.log.With("sink", "kafka"), reg)
+		k, err := kafka.New(*cfg.Sinks.Kafka, d.log, reg)
 		if err != nil {
 			return nil, fmt.Errorf("sinks.kafka: %w", err)
 		}
 		ss = append(ss, k)
 	}
 	if cfg.S3Enabled() {
-		s, err := s3.New(*cfg.Sinks.S3, d.log.With("sink", "s3"), reg)
+		s, err := s3.New(*cfg.Sinks.S3, d.log, reg)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("sinks.s3: %w", err)
