@@ -220,6 +220,22 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		closeAll()
 		return nil, err
 	}
+	// Start-up checks: a sink that cannot be reached is logged loudly, not
+	// fatal: the sinks wait and retry, and nothing is read faster than they
+	// take it.
+	for _, s := range ss {
+		if c, ok := s.(interface{ Check(context.Context) error }); ok {
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				defer cancel()
+				if err := c.Check(cctx); err != nil && ctx.Err() == nil {
+					d.log.Error("start-up check failed; the sink will keep retrying", "sink", s.Name(), "err", err)
+				} else if err == nil {
+					d.log.Info("start-up check passed", "sink", s.Name())
+				}
+			}()
+		}
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
 	d.mu.Lock()

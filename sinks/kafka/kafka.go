@@ -617,3 +617,13 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	k.l.Log(context.Background(), l, msg, keyvals...)
 }
+
+// Ready reports why the sink is not ready (/readyz): the last produce
+// request to the brokers failed (down or unreachable; records wait and are
+// retried). nil when it is ready.
+func (s *Sink) Ready() error {
+	if s.m.produceFailing.Load() {
+		return errors.New("produce requests to the brokers are failing (retrying; see the log)")
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,10 @@ import (
 // batch (a franz-go hook), not per record, to keep the hot path free of
 // metric updates.
 type metrics struct {
+	// produceFailing is true when the last produce request to a broker
+	// failed to be written or answered (for Ready).
+	produceFailing atomic.Bool
+
 	records         *prometheus.CounterVec // topic
 	bytes           *prometheus.CounterVec // topic
 	compressedBytes *prometheus.CounterVec // topic
@@ -152,8 +157,12 @@ func (h hooks) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	}
 	if e2e.WriteErr != nil {
 		h.m.errors.WithLabelValues("write").Inc()
+		h.m.produceFailing.Store(true)
 	} else if e2e.ReadErr != nil {
 		h.m.errors.WithLabelValues("read").Inc()
+		h.m.produceFailing.Store(true)
+	} else {
+		h.m.produceFailing.Store(false)
 	}
 }
 

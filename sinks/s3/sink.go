@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -53,6 +54,8 @@ type Sink struct {
 	dlPrefix *keyTemplate // nil when dead_letter_prefix is ""
 	host     string       // hostname for object names (no '/')
 	m        *metrics
+
+	uploadFailing atomic.Bool // the last upload attempt failed
 
 	mu         sync.Mutex
 	closed     bool
@@ -188,6 +191,22 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "s3" }
+
+// Ready reports why the sink is not ready (/readyz): the spool is full
+// (reading is paused), or uploads are failing. nil when it is ready.
+func (s *Sink) Ready() error {
+	s.mu.Lock()
+	full := s.spoolBytes >= s.cfg.SpoolMaxBytes
+	spooled := s.spoolBytes
+	s.mu.Unlock()
+	switch {
+	case full:
+		return fmt.Errorf("spool full (%d bytes, spool_max_bytes %d): reading is paused until uploads succeed", spooled, s.cfg.SpoolMaxBytes)
+	case s.uploadFailing.Load():
+		return errors.New("uploads are failing (retrying; see the log)")
+	}
+	return nil
+}
 
 // broadcast wakes everything waiting on s.changed. Call with s.mu held.
 func (s *Sink) broadcast() {

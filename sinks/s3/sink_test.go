@@ -343,6 +343,9 @@ func TestSpoolFullBlocksSendUntilS3Returns(t *testing.T) {
 	if spool > 2*cfg.SpoolMaxBytes {
 		t.Fatalf("spool grew to %d, far past its limit %d", spool, cfg.SpoolMaxBytes)
 	}
+	if err := h.s.Ready(); err == nil || !strings.Contains(err.Error(), "spool full") {
+		t.Fatalf("Ready() = %v with the spool full, want a spool-full error", err)
+	}
 	// S3 returns: a blocked Send goes through.
 	more := randomEvents(100, 400, now)
 	done := make(chan error, 1)
@@ -358,6 +361,7 @@ func TestSpoolFullBlocksSendUntilS3Returns(t *testing.T) {
 	}
 	sent = append(sent, more...)
 	waitFor(t, 10*time.Second, "acks", func() bool { return a.count() == len(sent) })
+	waitFor(t, 30*time.Second, "ready again", func() bool { return h.s.Ready() == nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := h.s.Close(ctx); err != nil {

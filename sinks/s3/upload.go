@@ -128,6 +128,7 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 		start := time.Now()
 		err := s.uploadOnce(ctx, bf)
 		if err == nil {
+			s.uploadFailing.Store(false)
 			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
 			s.m.objects.WithLabelValues(bf.meta.Kind).Inc()
 			s.m.bytesUploaded.Add(float64(bf.size))
@@ -140,6 +141,7 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 			return ctx.Err()
 		}
 		s.m.uploadErrors.Inc()
+		s.uploadFailing.Store(true)
 		// Full jitter in [backoff/2, backoff].
 		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
 		s.log.Warn("upload failed; retrying", "key", bf.meta.Key, "attempt", attempt, "retry_in", d, "err", err)
