@@ -15,6 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// errContentChanged: the file's head changed under the reader (truncated
+// and written again).
+var errContentChanged = errors.New("file content changed under the reader")
+
 // ErrLineTooLong is the Err of an event whose line was longer than
 // max_line_bytes; its Raw holds the first max_line_bytes bytes.
 var ErrLineTooLong = errors.New("line longer than max_line_bytes")
@@ -58,12 +62,46 @@ type harvester struct {
 	lastSize   int64     // the size check last saw
 	lastCheck  time.Time
 	fl         *flight // batch being built
+
+	head    []byte // the file's first bytes, as covered by its fingerprint
+	scratch []byte // for comparing them again
+}
+
+// loadHead reads the bytes the entry's fingerprint covers.
+func (h *harvester) loadHead() {
+	h.a.reg.mu.Lock()
+	n := h.e.FPLen
+	h.a.reg.mu.Unlock()
+	h.head = h.head[:0]
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, n)
+	if m, _ := h.f.ReadAt(buf, 0); m == n {
+		h.head = buf
+	}
+}
+
+// headSame reports whether the file still starts with h.head.
+func (h *harvester) headSame() bool {
+	if len(h.head) == 0 {
+		return true
+	}
+	if cap(h.scratch) < len(h.head) {
+		h.scratch = make([]byte, len(h.head))
+	}
+	b := h.scratch[:len(h.head)]
+	if n, _ := h.f.ReadAt(b, 0); n != len(b) {
+		return false
+	}
+	return bytes.Equal(b, h.head)
 }
 
 // run reads until ctx is done, the agent stops it, or the file was rotated
 // and stayed idle for rotate_wait (or idle for close_inactive).
 func (h *harvester) run(ctx context.Context) {
 	defer h.f.Close()
+	h.loadHead()
 	poll := minPoll
 	h.lastGrowth = time.Now()
 	for {
@@ -80,6 +118,15 @@ func (h *harvester) run(ctx context.Context) {
 					return
 				}
 			}
+			continue
+		}
+		if errors.Is(err, errContentChanged) {
+			fi, serr := h.f.Stat()
+			if serr != nil {
+				return
+			}
+			h.truncated(ctx, fi.Size())
+			h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -146,6 +193,14 @@ func (h *harvester) readOnce() (int, error) {
 	n, err := h.f.ReadAt(h.buf[len(h.buf):cap(h.buf)], at)
 	if n <= 0 {
 		return 0, err
+	}
+	// Was it still the same content when we read? A copytruncate followed
+	// by fast writes refills the file past our offset: what we just read
+	// would be new lines cut at an old offset. The head of the file tells
+	// (one pread of at most 1 KiB per chunk); the chunk is then dropped and
+	// the lines it should have held are read from logrotate's copy.
+	if !h.headSame() {
+		return 0, errContentChanged
 	}
 	h.buf = h.buf[:len(h.buf)+n]
 	h.bytes.Add(float64(n))
@@ -345,6 +400,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.a.reg.put(e)
 	h.e = e
 	h.s = h.a.newStream(e)
+	h.loadHead()
 }
 
 // finishRotated hands on a last line without newline (nginx never writes
@@ -372,22 +428,16 @@ func (h *harvester) refreshFingerprint(size int64) {
 		return
 	}
 	h.a.reg.update(func() { h.e.FP, h.e.FPLen = fp, n })
+	h.loadHead()
 }
 
 // sameContent reports whether the file still starts with the bytes its
 // entry's fingerprint covers (false after a truncation and rewrite).
 func (h *harvester) sameContent(size int64) bool {
-	h.a.reg.mu.Lock()
-	fp, n := h.e.FP, h.e.FPLen
-	h.a.reg.mu.Unlock()
-	if n == 0 {
-		return true
-	}
-	if size < int64(n) {
+	if size < int64(len(h.head)) {
 		return false
 	}
-	got, _, err := fingerprint(h.f, int64(n))
-	return err != nil || got == fp
+	return h.headSame()
 }
 
 // maxHold bounds how long a rotated file that keeps growing is held.

@@ -112,13 +112,19 @@ func TestRenameRotationsUnderLoad(t *testing.T) {
 // goes on. Lines written between the copy and the truncate are in neither
 // file (logrotate's window); every other line must arrive.
 func TestCopytruncateUnderLoad(t *testing.T) {
+	for _, lag := range []time.Duration{time.Millisecond, 4 * time.Millisecond} {
+		t.Run("sink-delay-"+lag.String(), func(t *testing.T) { copytruncateUnderLoad(t, lag) })
+	}
+}
+
+func copytruncateUnderLoad(t *testing.T, lag time.Duration) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
 	e := newEnv(t)
 	e.cfg.MaxInFlightBytes = 256 << 10
 	for _, s := range e.sinks {
-		s.delay = time.Millisecond
+		s.delay = lag // slow sinks: the reader lags far behind the writer
 	}
 	e.start()
 	w := e.startWriter(40)
