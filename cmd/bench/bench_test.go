@@ -21,8 +21,12 @@ func TestGeneratedLines(t *testing.T) {
 	if avg := float64(size) / n; avg < 250 || avg > 300 {
 		t.Errorf("average line %.1f B, want about 271", avg)
 	}
-	if err := checkFormat(p); err != nil {
+	ev, err := checkFormat(p)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if ev < float64(size)/n {
+		t.Errorf("events average %.0f B, smaller than the lines", ev)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {

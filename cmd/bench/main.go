@@ -190,11 +190,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	if err := checkFormat(data); err != nil {
+	avgEvent, err := checkFormat(data)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("nginx-shipper bench: %d lines, %.0f B average, %.0f MiB (generated in %.1fs), %d CPUs, %s\n",
-		o.lines, float64(size)/float64(o.lines), float64(size)/(1<<20), time.Since(t0).Seconds(), runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("nginx-shipper bench: %d lines, %.0f B average (%.0f B as JSON events), %.0f MiB (generated in %.1fs), %d CPUs, %s\n",
+		o.lines, float64(size)/float64(o.lines), avgEvent, float64(size)/(1<<20), time.Since(t0).Seconds(), runtime.NumCPU(), runtime.GOARCH)
 	fmt.Printf("  broker: devkafka (kfake) process, topic %s with %d partitions; S3: %s; medians of %d runs\n\n",
 		benchTopic, o.partitions, s3Name, o.runs)
 
@@ -232,7 +233,7 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("profile %-10s %s (go tool pprof -top %s %s)\n", c.name, path, o.bin, path)
 		}
 	}
-	printTable(o, cases, ceiling, results)
+	printTable(o, cases, ceiling, results, float64(size)/float64(o.lines), avgEvent)
 	return nil
 }
 
@@ -267,7 +268,9 @@ func median(rs []result, f func(result) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func printTable(o options, cases []benchCase, ceiling []result, results map[string][]result) {
+// printTable prints the medians; MB/s is the uncompressed payload (raw
+// lines for the ceiling, JSON events for the agent) per second.
+func printTable(o options, cases []benchCase, ceiling []result, results map[string][]result, avgLine, avgEvent float64) {
 	rate := func(r result) float64 { return r.rate() }
 	per := func(r result) float64 { return r.perCPU() }
 	cpu := func(r result) float64 { return r.cpuSeconds() }
@@ -280,10 +283,10 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 		return fmt.Sprintf("%4.2f", v/c)
 	}
 	fmt.Printf("\nmedians of %d runs, %d lines\n", o.runs, o.lines)
-	fmt.Printf("%-12s %-20s %11s %5s %8s %12s %5s %9s  %s\n", "case", "sinks", "lines/s", "xceil", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "exactly once")
+	fmt.Printf("%-12s %-20s %11s %5s %6s %8s %12s %5s %9s  %s\n", "case", "sinks", "lines/s", "xceil", "MB/s", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "exactly once")
 	if len(ceiling) > 0 {
-		fmt.Printf("%-12s %-20s %11.0f %5s %8.2f %12.0f %5s %9.1f  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
-			median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), okText(ceiling))
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
+			ceilRate*avgLine/1e6, median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), okText(ceiling))
 	}
 	var notes []string
 	for _, c := range cases {
@@ -293,8 +296,8 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 				o.pacedRate, o.pacedFor, median(rs, func(r result) float64 { return r.cpuPct }), median(rs, rss), okText(rs)))
 			continue
 		}
-		fmt.Printf("%-12s %-20s %11.0f %5s %8.2f %12.0f %5s %9.1f  %s\n", c.name, c.describe(),
-			median(rs, rate), ratio(median(rs, rate), ceilRate), median(rs, cpu), median(rs, per),
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f  %s\n", c.name, c.describe(),
+			median(rs, rate), ratio(median(rs, rate), ceilRate), median(rs, rate)*avgEvent/1e6, median(rs, cpu), median(rs, per),
 			ratio(median(rs, per), ceilPer), median(rs, rss), okText(rs))
 	}
 	// Issue 8's targets (for 2 cores).

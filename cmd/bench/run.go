@@ -32,30 +32,36 @@ type bencher struct {
 
 // checkFormat parses the first lines of the data with the agent's parser,
 // so that a format mismatch fails at once rather than at the deadline.
-func checkFormat(path string) error {
+func checkFormat(path string) (avgEvent float64, err error) {
 	p, err := parser.Compile(benchFormat, parser.Options{KeyField: "remote_addr"})
 	if err != nil {
-		return fmt.Errorf("compile the bench format: %w", err)
+		return 0, fmt.Errorf("compile the bench format: %w", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	var r parser.Result
 	var buf []byte
-	for i := 0; i < 10000 && sc.Scan(); i++ {
-		out, err := p.Parse(buf[:0], sc.Bytes(), parser.Meta{Host: "bench"}, &r)
+	var total, n int
+	meta := parser.Meta{Host: "bench", File: path, Offset: 1 << 30}
+	for ; n < 10000 && sc.Scan(); n++ {
+		out, err := p.Parse(buf[:0], sc.Bytes(), meta, &r)
 		if err != nil {
-			return fmt.Errorf("generated line %d does not parse: %v\n%s", i+1, err, sc.Bytes())
+			return 0, fmt.Errorf("generated line %d does not parse: %v\n%s", n+1, err, sc.Bytes())
 		}
-		if s, ok := eventSeq(out); !ok || s != uint64(i) {
-			return fmt.Errorf("generated line %d: request_id not found in the event: %s", i+1, out)
+		if s, ok := eventSeq(out); !ok || s != uint64(n) {
+			return 0, fmt.Errorf("generated line %d: request_id not found in the event: %s", n+1, out)
 		}
+		total += len(out)
 		buf = out
 	}
-	return sc.Err()
+	if n == 0 {
+		return 0, errors.New("no lines generated")
+	}
+	return float64(total) / float64(n), sc.Err()
 }
 
 const agentConfig = `# written by cmd/bench
