@@ -66,6 +66,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	fmt.Fprintf(stdout, "nginx-shipper: the configuration file %s syntax is ok\n", path)
 	fmt.Fprintf(stdout, "nginx-shipper: configuration file %s test is successful\n", path)
 	return 0
 }
