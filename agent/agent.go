@@ -25,6 +25,9 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: no metrics registered
 	// KeyField is the event field used as the Kafka record key ("" none).
 	KeyField string
+	// KeepRaw keeps every line's raw bytes in Event.Raw (a Kafka raw topic
+	// needs them). Without it Raw is set only for lines that did not parse.
+	KeepRaw bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -50,6 +53,8 @@ type Agent struct {
 	budget *budget
 
 	flights sync.Pool
+	keepRaw bool
+	sendCtx context.Context // see Run
 
 	mu         sync.Mutex
 	open       map[fileKey]*harvester
@@ -117,6 +122,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		open:    map[fileKey]*harvester{},
 		streams: map[*stream]struct{}{},
 		scanNow: make(chan struct{}, 1),
+		keepRaw: opts.KeepRaw,
 	}
 	a.errLimiter.every = 10 * time.Second
 	a.m = newMetrics(opts.Registerer, func() float64 {
@@ -150,6 +156,23 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 // (which completes what is in flight) and then calls Close for the final
 // checkpoint.
 func (a *Agent) Run(ctx context.Context) error {
+	// Sends outlive ctx by a grace period: a batch handed to the sinks as
+	// the agent stops must reach all of them or none, or the one that took
+	// it gets it twice after the restart. Only a sink still blocked after
+	// the grace period (an outage) is given up on.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	a.sendCtx = sendCtx
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(sendGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelSend()
+		case <-sendCtx.Done():
+		}
+	}()
 	a.scan(ctx, true)
 	a.resumeRotated(ctx)
 	scanT := time.NewTicker(a.cfg.ScanInterval.Duration)
@@ -383,6 +406,10 @@ func (a *Agent) resumeSiblings(ctx context.Context) {
 	if since.IsZero() {
 		return // first run: nothing was missed
 	}
+	// The kernel stamps mtime from a coarse clock that can lag the one
+	// the checkpoint's time came from; and a file rotated in and away
+	// within one scan before the stop was missed too. Look a little back.
+	since = since.Add(-(a.cfg.ScanInterval.Duration + 5*time.Second))
 	seen := map[string]bool{}
 	for _, e := range a.reg.all() {
 		in := a.inputFor(e.Path)
@@ -471,11 +498,23 @@ func (a *Agent) release(fl *flight) {
 	}
 }
 
+// sendGrace is how long sends may still block after the agent was told to
+// stop.
+const sendGrace = 5 * time.Second
+
 // send hands fl to every sink. It blocks while the in-flight budget is spent
-// (backpressure) and returns false if ctx ended first.
+// (backpressure) and returns false if ctx ended first. A batch is never
+// begun once ctx is done (its lines are simply read again after a restart);
+// once begun it is handed to every sink under the agent's send context.
 func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
+	if ctx.Err() != nil {
+		a.flights.Put(fl)
+		return false
+	}
+	ctx = a.sendCtx
 	fl.cost = int64(cap(fl.arena)) + int64(len(fl.b.Events))*64
 	if err := a.budget.acquire(ctx, fl.cost); err != nil {
+		a.flights.Put(fl)
 		return false // not pushed: never checkpointed, read again next start
 	}
 	a.m.inFlight.Add(float64(len(fl.b.Events)))
@@ -493,7 +532,7 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 			}
 		}
 	}
-	return ctx.Err() == nil
+	return true
 }
 
 func (a *Agent) logParseError(in *input, path string, off int64, err error) {

@@ -273,14 +273,18 @@ func (h *harvester) batch() *flight {
 func (h *harvester) add(line []byte, start int64) {
 	fl := h.batch()
 	var sp span
-	sp.raw0 = len(fl.arena)
-	fl.arena = append(fl.arena, line...)
-	sp.raw1 = len(fl.arena)
 	h.meta.Offset = start
-	sp.val0 = sp.raw1
+	sp.val0 = len(fl.arena)
 	var err error
 	fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
 	sp.val1 = len(fl.arena)
+	// The raw line is kept only where a sink needs it: the dead-letter
+	// path of a line that did not parse, or a raw topic for every line.
+	if err != nil || h.a.keepRaw {
+		sp.raw0 = len(fl.arena)
+		fl.arena = append(fl.arena, line...)
+		sp.raw1 = len(fl.arena)
+	}
 	ev := fl.b.Add()
 	ev.Offset = start
 	if err != nil {
@@ -332,7 +336,9 @@ func (h *harvester) flush(ctx context.Context) bool {
 	for i := range fl.b.Events {
 		sp := fl.spans[i]
 		ev := &fl.b.Events[i]
-		ev.Raw = fl.arena[sp.raw0:sp.raw1:sp.raw1]
+		if sp.raw1 > sp.raw0 || ev.Err != nil {
+			ev.Raw = fl.arena[sp.raw0:sp.raw1:sp.raw1]
+		}
 		if ev.Err == nil {
 			ev.Value = fl.arena[sp.val0:sp.val1:sp.val1]
 		}

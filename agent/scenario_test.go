@@ -74,7 +74,7 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 			if !json.Valid(ev.Value) {
 				panic(fmt.Sprintf("invalid JSON from parser: %s", ev.Value))
 			}
-			seq := seqOf(ev.Raw)
+			seq := seqOf(ev.Value)
 			if s.onEvent != nil {
 				s.onEvent(ev)
 			}
@@ -481,7 +481,7 @@ func TestEventOffsetsAreExact(t *testing.T) {
 	got := map[int]int64{}
 	e.sinks[0].onEvent = func(ev *sinks.Event) {
 		mu.Lock()
-		got[seqOf(ev.Raw)] = ev.Offset
+		got[seqOf(ev.Value)] = ev.Offset
 		mu.Unlock()
 		var v struct {
 			Off int64 `json:"log_offset"`
@@ -510,6 +510,9 @@ func TestRenameRotationReadsOldFileToItsEnd(t *testing.T) {
 			}
 			e.start()
 			e.write(0, 2000)
+			// A file renamed away before the agent ever saw it cannot be
+			// known; wait until it is being read.
+			e.waitFor("reading started", func() bool { return e.sinks[0].count(0) == 1 })
 			e.rename("access.log.1")
 			// nginx keeps writing to the renamed file until USR1.
 			e.write(2000, 3000)

@@ -58,7 +58,9 @@ type Event struct {
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte
 	// Raw is the line as read, without its newline. When Truncated is set it
-	// holds only the first max_line_bytes bytes.
+	// holds only the first max_line_bytes bytes. It is always set when Err
+	// is; for parsed lines only when the agent keeps raw lines (a Kafka raw
+	// topic), else nil: use Value.
 	Raw []byte
 	// Time is the event's time from the log line, or the time it was read
 	// when the line has no time or did not parse.

@@ -281,6 +281,9 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, reason, sourceTopic string) {
 	ev, st := rs.ev, rs.st
 	val := ev.Raw
+	if val == nil {
+		val = ev.Value // a parsed event the broker rejected: its JSON
+	}
 	trunc := ev.Truncated
 	if len(val) > s.dlqMax {
 		val, trunc = val[:s.dlqMax], true
