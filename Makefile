@@ -37,6 +37,9 @@ test: deps lint build
 test-unit:
 	$(GO) test -race -shuffle=on -short ./...
 
+test-e2e: deps
+	$(GO) test -race -count=1 -run 'TestE2E|TestReload|TestMetrics' ./cmd/nginx-shipper
+
 demo: build
 	$(GO) run ./cmd/demo
 
