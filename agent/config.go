@@ -97,7 +97,7 @@ func (c *Config) Defaults() {
 		c.MaxLineBytes = 1 << 20
 	}
 	if c.MaxInFlightBytes == 0 {
-		c.MaxInFlightBytes = 16 << 20
+		c.MaxInFlightBytes = 8 << 20
 	}
 	if c.MaxOpenFiles == 0 {
 		c.MaxOpenFiles = 256

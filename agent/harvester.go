@@ -27,7 +27,7 @@ const (
 	batchMaxEvents = 2048
 	batchMaxBytes  = 1 << 20
 	readChunk      = 256 << 10
-	minPoll        = 2 * time.Millisecond
+	minPoll        = 10 * time.Millisecond
 )
 
 // harvester reads one file from its open descriptor, by byte offset, and

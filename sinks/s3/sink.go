@@ -30,7 +30,7 @@ const (
 	groupBytes = 4 << 20
 	// maxPendingBytes bounds what Send buffers ahead of the committer;
 	// Send blocks past it.
-	maxPendingBytes = 32 << 20
+	maxPendingBytes = 8 << 20
 	// maxOpenBatches bounds the open batches (partitions written at once);
 	// the oldest is closed to open another.
 	maxOpenBatches = 64
@@ -550,7 +550,7 @@ func (s *Sink) commit() {
 	for _, p := range pend {
 		// Keep the buffers (bounded): regrowing them is what Send would
 		// otherwise spend its time on.
-		if cap(p.buf) <= 2*maxPendingBytes && len(s.spare) < 8 {
+		if cap(p.buf) <= 2*maxPendingBytes && len(s.spare) < 2 {
 			p.buf, p.lines = p.buf[:0], 0
 			s.spare = append(s.spare, p)
 		}
