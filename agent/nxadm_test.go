@@ -80,21 +80,23 @@ func TestNxadmTailLosesRenamedFileTail(t *testing.T) {
 	reopened := strings.Contains(logs.String(), "Successfully reopened")
 	write(w, 100, 150)  // nginx, before USR1
 	write(nw, 150, 200) // nginx, after USR1
-	// Collect until every line came or nothing more comes for a while.
+	// Collect until every line came, nothing more comes for a while, or
+	// nxadm/tail gives up (a third way it loses lines: its reopen can race
+	// the rename and stop the tail with "no such file").
+	var stopped error
 	idle := time.NewTimer(3 * time.Second)
-	for n := len(got); n < 200; n = len(got) {
+collect:
+	for len(got) < 200 {
 		select {
 		case l, ok := <-tl.Lines:
 			if !ok {
-				t.Fatalf("nxadm/tail stopped: %v", tl.Err())
+				stopped = tl.Err()
+				break collect
 			}
 			got[seqOf([]byte(l.Text))]++
 			idle.Reset(3 * time.Second)
 		case <-idle.C:
-			n = 200
-		}
-		if n == 200 {
-			break
+			break collect
 		}
 	}
 	lost := 0
@@ -106,5 +108,5 @@ func TestNxadmTailLosesRenamedFileTail(t *testing.T) {
 	if lost == 0 {
 		t.Fatal("nxadm/tail delivered every line written around the rotation: upstream may have fixed the loss; re-evaluate the harvester")
 	}
-	t.Logf("nxadm/tail lost %d of the 100 lines written around the rotation (reopened the new file: %v)", lost, reopened)
+	t.Logf("nxadm/tail lost %d of the 100 lines written around the rotation (reopened the new file: %v, stopped: %v)", lost, reopened, stopped)
 }
