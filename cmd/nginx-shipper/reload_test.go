@@ -230,7 +230,7 @@ topic = "m"
 		"nginx_shipper_lines_read_total", "nginx_shipper_bytes_read_total", "nginx_shipper_parse_errors_total",
 		"nginx_shipper_events_parsed_total", "nginx_shipper_file_lag_bytes", "nginx_shipper_events_acked_total",
 		"nginx_shipper_in_flight_events", "nginx_shipper_checkpoint_age_seconds", "nginx_shipper_open_files",
-		"process_resident_memory_bytes", "go_goroutines",
+		"process_resident_memory_bytes", "go_goroutines", "nginx_shipper_sink_up",
 	} {
 		if fams[name] == nil {
 			t.Errorf("metric %s missing from /metrics", name)

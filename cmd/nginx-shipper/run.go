@@ -237,6 +237,19 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 			}()
 		}
 	}
+	for _, s := range ss {
+		if rs, ok := s.(interface{ Ready() error }); ok {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "nginx_shipper_sink_up", ConstLabels: prometheus.Labels{"sink": s.Name()},
+				Help: "1 when the sink is ready (Kafka: produce requests succeed; S3: uploads succeed and the spool has room), else 0.",
+			}, func() float64 {
+				if rs.Ready() != nil {
+					return 0
+				}
+				return 1
+			}))
+		}
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
 	d.mu.Lock()
