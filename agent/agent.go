@@ -520,9 +520,8 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 	a.m.inFlight.Add(float64(len(fl.b.Events)))
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
 	s.push(fl)
-	fl.b.Arm(len(a.sinks), fl.onDone)
+	fl.b.Arm(len(a.sinks), fl.onDone) // completes an empty batch at once
 	if len(fl.b.Events) == 0 {
-		fl.b.FinishEmpty()
 		return true
 	}
 	for _, sk := range a.sinks {

@@ -99,24 +99,25 @@ func NewBatch(src *Source) *Batch { return &Batch{Source: src} }
 // Arm prepares the batch for sending to n sinks and sets the function called,
 // exactly once, when every sink has called Done for every event (or
 // DoneAll). onDone's error is the first non-nil error any sink reported.
-// A batch with no events completes at once when Arm is called with n > 0 and
-// Complete is then called by the owner; see Empty.
+// A batch with no events (the bytes it covers held no line to send) has
+// nothing to wait for: onDone is called before Arm returns.
 func (b *Batch) Arm(nSinks int, onDone func(*Batch, error)) {
 	b.failed.Store(nil)
 	b.onDone = onDone
-	b.pending.Store(int64(len(b.Events) * nSinks))
+	n := int64(len(b.Events) * nSinks)
+	b.pending.Store(n)
+	if n == 0 {
+		onDone(b, nil)
+	}
 }
 
 // DoneAll acknowledges every event of the batch for one sink at once: the
 // same as calling Done(err) on each event. A sink that acknowledges a whole
-// batch together (the S3 spool after fsync) uses it.
-func (b *Batch) DoneAll(err error) { b.done(err, int64(len(b.Events))) }
-
-// FinishEmpty completes an armed batch that has no events (a run of empty
-// lines): it calls onDone at once.
-func (b *Batch) FinishEmpty() {
-	if len(b.Events) == 0 && b.onDone != nil {
-		b.onDone(b, nil)
+// batch together (the S3 spool after fsync) uses it. On an empty batch it
+// does nothing.
+func (b *Batch) DoneAll(err error) {
+	if len(b.Events) > 0 {
+		b.done(err, int64(len(b.Events)))
 	}
 }
 
@@ -152,20 +153,4 @@ func (b *Batch) Add() *Event {
 	e := &b.Events[len(b.Events)-1]
 	e.batch = b
 	return e
-}
-
-// NewTestBatch returns a batch of n events with the given values, armed for
-// nSinks sinks, calling onDone when complete. For sink tests.
-func NewTestBatch(src *Source, values [][]byte, nSinks int, onDone func(*Batch, error)) *Batch {
-	b := NewBatch(src)
-	for i, v := range values {
-		e := b.Add()
-		e.Value = v
-		e.Raw = v
-		e.Offset = int64(i)
-		e.Time = time.Now()
-	}
-	b.End = int64(len(values))
-	b.Arm(nSinks, onDone)
-	return b
 }

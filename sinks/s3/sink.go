@@ -227,7 +227,7 @@ func (s *Sink) broadcast() {
 // returns sinks.ErrClosed.
 func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	if len(b.Events) == 0 {
-		return nil // the owner completes an empty batch (FinishEmpty)
+		return nil // an empty batch completed when it was armed
 	}
 	s.mu.Lock()
 	var blockedSince time.Time
