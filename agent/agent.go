@@ -54,31 +54,44 @@ type Agent struct {
 
 	flights sync.Pool
 	keepRaw bool
-	sendCtx context.Context // see Run
+	acked   []prometheus.Counter // per sink, in a.sinks order
+	sendCtx context.Context      // see Run
 
-	mu         sync.Mutex
-	open       map[fileKey]*harvester
-	streams    map[*stream]struct{}
-	wg         sync.WaitGroup
-	scanNow    chan struct{}
-	scans      int
-	errLimiter rateLimiter
-	logged     map[string]time.Time // last time a repeated message was logged, by key
+	mu      sync.Mutex
+	open    map[fileKey]*harvester
+	wg      sync.WaitGroup
+	scanNow chan struct{}
+	logged  map[string]*logState // repeated messages, by key
 }
 
-// every reports whether the message keyed key may be logged now: once per
-// period per key, so a condition that persists does not flood the journal.
-func (a *Agent) every(key string, period time.Duration) bool {
+// logState is when a repeated message was last logged and how many times
+// it was held back since.
+type logState struct {
+	last       time.Time
+	suppressed int
+}
+
+// every reports whether the message keyed key may be logged now, once per
+// period per key so a condition that persists does not flood the journal,
+// and how many times it was held back since it was last logged.
+func (a *Agent) every(key string, period time.Duration) (ok bool, suppressed int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.logged == nil {
-		a.logged = map[string]time.Time{}
+		a.logged = map[string]*logState{}
 	}
-	if t, ok := a.logged[key]; ok && time.Since(t) < period {
-		return false
+	st := a.logged[key]
+	if st == nil {
+		st = &logState{}
+		a.logged[key] = st
 	}
-	a.logged[key] = time.Now()
-	return true
+	if !st.last.IsZero() && time.Since(st.last) < period {
+		st.suppressed++
+		return false, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = time.Now(), 0
+	return true, n
 }
 
 // CompileInputs compiles the format of every input; the errors name the key.
@@ -120,11 +133,9 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		reg:     reg,
 		budget:  newBudget(int64(cfg.MaxInFlightBytes)),
 		open:    map[fileKey]*harvester{},
-		streams: map[*stream]struct{}{},
 		scanNow: make(chan struct{}, 1),
 		keepRaw: opts.KeepRaw,
 	}
-	a.errLimiter.every = 10 * time.Second
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
 		if t.IsZero() {
@@ -134,6 +145,9 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	})
 	if corrupt != "" {
 		a.m.checkpointCorrupt.Set(1)
+	}
+	for _, s := range ss {
+		a.acked = append(a.acked, a.m.acked.WithLabelValues(s.Name()))
 	}
 	for i, in := range ins {
 		name := "custom"
@@ -195,10 +209,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // Close writes the final checkpoint. Call it after the sinks were closed.
-func (a *Agent) Close() error {
-	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
-	return a.saveCheckpoint()
-}
+func (a *Agent) Close() error { return a.saveCheckpoint() }
 
 func (a *Agent) saveCheckpoint() error {
 	if err := a.reg.Save(); err != nil {
@@ -209,9 +220,6 @@ func (a *Agent) saveCheckpoint() error {
 	return nil
 }
 
-// Checkpoint writes the checkpoint file now (for tests and reload).
-func (a *Agent) Checkpoint() error { return a.saveCheckpoint() }
-
 func (a *Agent) wakeScan() {
 	select {
 	case a.scanNow <- struct{}{}:
@@ -221,7 +229,6 @@ func (a *Agent) wakeScan() {
 
 // scan matches every input's globs and starts a reader for each new file.
 func (a *Agent) scan(ctx context.Context, initial bool) {
-	a.scans++
 	for _, in := range a.inputs {
 		for _, pat := range in.cfg.Paths {
 			matches, _ := filepath.Glob(pat)
@@ -264,7 +271,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		return
 	}
 	if full {
-		if a.every("full "+path, time.Minute) {
+		if ok, _ := a.every("full "+path, time.Minute); ok {
 			a.log.Warn("max_open_files reached; file waits for a free slot", "path", path, "max_open_files", a.cfg.MaxOpenFiles)
 		}
 		return
@@ -275,7 +282,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		if a.every("open "+path, time.Minute) {
+		if ok, _ := a.every("open "+path, time.Minute); ok {
 			a.log.Error("cannot open log file (retried every scan; logged once a minute)", "path", path, "err", err)
 		}
 		return
@@ -484,8 +491,8 @@ func (a *Agent) getFlight(src *sinks.Source) *flight {
 func (a *Agent) release(fl *flight) {
 	n := len(fl.b.Events)
 	if fl.err == nil {
-		for _, s := range a.sinks {
-			a.m.acked.WithLabelValues(s.Name()).Add(float64(n))
+		for _, c := range a.acked {
+			c.Add(float64(n))
 		}
 	} else {
 		a.m.sinkErrors.WithLabelValues("any").Add(float64(n))
@@ -535,37 +542,10 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 }
 
 func (a *Agent) logParseError(in *input, path string, off int64, err error) {
-	if a.errLimiter.allow() {
+	if ok, n := a.every("parse", 10*time.Second); ok {
 		a.log.Warn("line does not match the log_format; sent to the dead-letter path", "input", in.idx, "path", path, "offset", off, "err", err,
-			"suppressed", a.errLimiter.takeSuppressed())
+			"suppressed", n)
 	}
-}
-
-// rateLimiter lets one log line through per period and counts the rest.
-type rateLimiter struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimiter) allow() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Since(r.last) < r.every {
-		r.suppressed++
-		return false
-	}
-	r.last = time.Now()
-	return true
-}
-
-func (r *rateLimiter) takeSuppressed() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.suppressed
-	r.suppressed = 0
-	return n
 }
 
 // findCopy looks, after a truncation, for the copy logrotate made of the

@@ -51,6 +51,8 @@ type harvester struct {
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
 
+	nParsed int // lines parsed since the counter was last added to
+
 	buf     []byte // unconsumed bytes: buf[0] is at offset
 	offset  int64  // offset of the first unconsumed byte (a line's start)
 	discard bool   // skipping the rest of a too-long line
@@ -205,6 +207,10 @@ func (h *harvester) readOnce() (int, error) {
 	h.buf = h.buf[:len(h.buf)+n]
 	h.bytes.Add(float64(n))
 	h.lines.Add(float64(h.consume()))
+	if h.nParsed > 0 { // counted per chunk, not per line
+		h.in.parsed.Add(float64(h.nParsed))
+		h.nParsed = 0
+	}
 	return n, nil
 }
 
@@ -302,7 +308,7 @@ func (h *harvester) add(line []byte, start int64) {
 			fl.arena = append(fl.arena, h.res.Key...)
 			sp.key1 = len(fl.arena)
 		}
-		h.in.parsed.Inc()
+		h.nParsed++
 	}
 	fl.spans = append(fl.spans, sp)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -712,8 +711,6 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 func readBytes(a *Agent, path string) float64 {
 	return counterValue(a.m.bytesRead.WithLabelValues(path))
 }
-
-var _ = sort.Ints
 
 func TestIdleFileClosedAndReopenedWhenItGrows(t *testing.T) {
 	e := newEnv(t)

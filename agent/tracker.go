@@ -109,13 +109,6 @@ func (s *stream) complete(fl *flight, err error) {
 	}
 }
 
-// pending returns how many flights are not yet released.
-func (s *stream) pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.q)
-}
-
 // budget bounds the bytes in flight. acquire blocks while the budget is
 // spent; release wakes the waiters.
 type budget struct {
