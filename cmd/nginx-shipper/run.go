@@ -25,6 +25,7 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
+	"github.com/nginx-shipper/nginx-shipper/systemd/sdnotify"
 )
 
 // exitConfig is run's exit status for a configuration that cannot run
@@ -150,7 +151,7 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		done := make(chan error, 1)
 		go func() { done <- p.agent.Run(runCtx) }()
 		d.ready.Store(true)
-		notify("READY=1")
+		_ = sdnotify.Ready()
 
 		var next *Config
 	wait:
@@ -159,13 +160,13 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 			case <-ctx.Done():
 				break wait
 			case <-wd:
-				notify("WATCHDOG=1")
+				_ = sdnotify.Watchdog()
 			case <-hup:
-				notify(reloadingMsg())
+				_ = sdnotify.Reloading()
 				nc, err := LoadConfig(d.path)
 				if err != nil {
 					d.log.Error("reload rejected: the new configuration is invalid; keeping the running one", "err", err)
-					notify("READY=1")
+					_ = sdnotify.Ready()
 					continue
 				}
 				d.log.Info("reloading configuration")
@@ -174,7 +175,7 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 			}
 		}
 		if next == nil {
-			notify("STOPPING=1")
+			_ = sdnotify.Stopping()
 		}
 		d.ready.Store(false)
 		cancel()
@@ -331,7 +332,3 @@ func mountPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
-
-// notify, watchdogTicker and reloadingMsg talk to systemd (sd_notify); they
-// do nothing outside systemd.
-func notify(state string) { sdNotify(state) }
