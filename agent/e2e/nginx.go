@@ -35,7 +35,7 @@ type Nginx struct {
 	bin    string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *syncBuffer
+	out    *SyncBuffer
 }
 
 // AccessLog is the path of the combined access log.
@@ -103,7 +103,7 @@ http {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.out = &syncBuffer{}
+	n.out = &SyncBuffer{}
 	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
 		"-e", filepath.Join(dir, "logs", "error.log"), "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = n.out, n.out

@@ -135,7 +135,7 @@ type Process struct {
 	exited chan struct{}
 	state  *os.ProcessState
 	starts int
-	log    *syncBuffer // the current start's stderr
+	log    *SyncBuffer // the current start's stderr
 	logs   []string    // all starts' stderr, for failure messages
 }
 
@@ -191,7 +191,7 @@ func (p *Process) Start() {
 		p.t.Fatalf("e2e: nginx-shipper already running")
 	}
 	p.starts++
-	p.log = &syncBuffer{}
+	p.log = &SyncBuffer{}
 	p.logs = append(p.logs, "")
 	cmd := exec.Command(p.Bin, "run", "-c", p.Config)
 	cmd.Env = p.env

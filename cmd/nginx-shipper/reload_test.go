@@ -261,28 +261,11 @@ func sum(mf *dto.MetricFamily) float64 {
 	return total
 }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startDaemon runs `bin run -c cfg`; the process is killed at cleanup if
 // still running, and its log printed if the test failed.
-func startDaemon(t *testing.T, bin, cfg string) (*exec.Cmd, *lockedBuf) {
+func startDaemon(t *testing.T, bin, cfg string) (*exec.Cmd, *e2e.SyncBuffer) {
 	t.Helper()
-	logs := &lockedBuf{}
+	logs := &e2e.SyncBuffer{}
 	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
