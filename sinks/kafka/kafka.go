@@ -144,6 +144,9 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		// a batch (Send holds s.mu, which Close waits for). See doc.go.
 		kgo.MaxBufferedRecords(math.MaxInt32),
 	}
+	if c.Compression == "lz4" {
+		opts = append(opts, kgo.WithCompressor(newLZ4Compressor()))
+	}
 	if c.TLS.on() {
 		tc, err := c.TLS.config()
 		if err != nil {
