@@ -326,7 +326,6 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
 		src:  &sinks.Source{Path: path, Input: in.idx, Format: in.format},
 		log:  a.log.With("path", path, "inode", k.Ino),
-		stop: make(chan struct{}),
 		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
 		buf:  make([]byte, 0, 64<<10),
 	}

@@ -41,6 +41,11 @@ type Config struct {
 	// PollInterval is the longest a reader at the end of a file waits before
 	// it looks for new data again (it starts at a few milliseconds).
 	PollInterval Duration `toml:"poll_interval"`
+	// Linger is how long a partly filled batch waits, at the end of a file,
+	// for more lines before it is handed to the sinks: fewer, larger
+	// batches at low rates (each costs a produce request, compression
+	// frames and a spool commit) for at most this much added latency.
+	Linger Duration `toml:"linger"`
 	// CheckpointInterval is how often acknowledged offsets are written.
 	CheckpointInterval Duration `toml:"checkpoint_interval"`
 	// ShutdownTimeout bounds the flush of both sinks on SIGTERM.
@@ -89,6 +94,7 @@ func (c *Config) Defaults() {
 	}
 	def(&c.ScanInterval, time.Second)
 	def(&c.PollInterval, 250*time.Millisecond)
+	def(&c.Linger, 100*time.Millisecond)
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.RotateWait, 30*time.Second)
@@ -133,6 +139,7 @@ func (c *Config) Validate() error {
 	}
 	pos("scan_interval", c.ScanInterval)
 	pos("poll_interval", c.PollInterval)
+	pos("linger", c.Linger)
 	pos("checkpoint_interval", c.CheckpointInterval)
 	pos("shutdown_timeout", c.ShutdownTimeout)
 	pos("rotate_wait", c.RotateWait)

@@ -44,7 +44,6 @@ type harvester struct {
 	s     *stream
 	src   *sinks.Source
 	log   *slog.Logger
-	stop  chan struct{} // closed by the agent to stop this harvester alone
 	meta  parser.Meta
 	res   parser.Result
 	lines prometheus.Counter
@@ -63,7 +62,9 @@ type harvester struct {
 	lastGrowth time.Time // when the file's size last changed (seen by check)
 	lastSize   int64     // the size check last saw
 	lastCheck  time.Time
-	fl         *flight // batch being built
+	fl         *flight   // batch being built
+	flAt       time.Time // when fl was started
+	timer      *time.Timer
 
 	head    []byte // the file's first bytes, as covered by its fingerprint
 	scratch []byte // for comparing them again
@@ -136,7 +137,22 @@ func (h *harvester) run(ctx context.Context) {
 			h.flush(ctx)
 			return
 		}
-		// At the end of the file: hand on what we have, then look around.
+		// At the end of the file. A partly filled batch waits up to
+		// linger for more lines, so that a steady trickle is handed on
+		// in a few batches a second rather than one per poll: every
+		// batch costs a produce request, compression frames and a spool
+		// commit whatever its size.
+		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration {
+			if !h.sleep(ctx, h.a.cfg.Linger.Duration-age) {
+				return
+			}
+			poll = minPoll
+			if !h.check(ctx) {
+				return
+			}
+			continue
+		}
+		// Hand on what we have, then look around.
 		if !h.flush(ctx) {
 			return
 		}
@@ -165,15 +181,8 @@ func (h *harvester) run(ctx context.Context) {
 			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
 			return
 		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !h.sleep(ctx, poll) {
 			return
-		case <-h.stop:
-			t.Stop()
-			return
-		case <-t.C:
 		}
 		poll = min(poll*2, h.a.cfg.PollInterval.Duration)
 		// Look before reading: a copytruncate followed by fast writes can
@@ -181,6 +190,22 @@ func (h *harvester) run(ctx context.Context) {
 		if !h.check(ctx) {
 			return
 		}
+	}
+}
+
+// sleep waits for d; false when ctx ended first.
+func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
+	if h.timer == nil {
+		h.timer = time.NewTimer(d)
+	} else {
+		h.timer.Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		h.timer.Stop()
+		return false
+	case <-h.timer.C:
+		return true
 	}
 }
 
@@ -269,6 +294,7 @@ func (h *harvester) consume() int {
 func (h *harvester) batch() *flight {
 	if h.fl == nil {
 		h.fl = h.a.getFlight(h.src)
+		h.flAt = time.Now()
 		h.fl.b.Start = h.offset
 		h.fl.b.End = h.offset
 	}

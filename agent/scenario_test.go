@@ -29,6 +29,7 @@ type recSink struct {
 	lowSeq  int           // every seq below it was delivered
 	invalid []sinks.Event // copies, Raw copied
 	sent    int
+	batches int // Send calls with events
 	hold    bool
 	held    []*sinks.Batch
 	failOn  func(seq int) bool // Done(err) for these
@@ -60,6 +61,9 @@ func seqOf(raw []byte) int {
 func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 	s.mu.Lock()
 	s.sent += len(b.Events)
+	if len(b.Events) > 0 {
+		s.batches++
+	}
 	var errs []error
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -771,5 +775,32 @@ func TestCheckpointWriteFailureIsLoggedCountedAndRecovers(t *testing.T) {
 	e.waitDelivered(300)
 	if d := e.dups(300); d != 0 {
 		t.Fatalf("%d duplicates: the checkpoint was reset", d)
+	}
+}
+
+// TestLingerBatchesATrickle: lines written one at a time, a few
+// milliseconds apart, reach the sinks in a few batches (linger), not one
+// batch per poll: every batch costs the sinks a request, frames and a
+// commit.
+func TestLingerBatchesATrickle(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Linger.Duration = 200 * time.Millisecond
+	e.start()
+	const n = 100
+	for i := range n {
+		e.write(i, i+1)
+		time.Sleep(3 * time.Millisecond) // the writer's pace, not synchronisation
+	}
+	e.waitDelivered(n)
+	for _, s := range e.sinks {
+		s.mu.Lock()
+		got := s.batches
+		s.mu.Unlock()
+		// About 300ms of writes in 200ms lingers: 2 or 3 batches (a slow
+		// machine only makes fewer). One per 10-20ms poll would be 15+.
+		if got > 6 {
+			t.Errorf("sink %s got the %d lines in %d batches, want at most 6", s.name, n, got)
+		}
+		t.Logf("sink %s: %d lines in %d batches", s.name, n, got)
 	}
 }
