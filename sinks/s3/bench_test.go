@@ -19,10 +19,13 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
 )
 
-// discardAPI stores nothing: it reads each body and records its size.
+// discardAPI stores nothing: it reads each body and records its size (and,
+// with keep, the body by key).
 type discardAPI struct {
-	mu    sync.Mutex
-	sizes []int64
+	mu     sync.Mutex
+	sizes  []int64
+	keep   bool
+	bodies map[string][]byte
 }
 
 func (d *discardAPI) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -32,6 +35,12 @@ func (d *discardAPI) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...
 	}
 	d.mu.Lock()
 	d.sizes = append(d.sizes, int64(len(b)))
+	if d.keep {
+		if d.bodies == nil {
+			d.bodies = map[string][]byte{}
+		}
+		d.bodies[aws.ToString(in.Key)] = b
+	}
 	d.mu.Unlock()
 	return &s3.PutObjectOutput{}, nil
 }

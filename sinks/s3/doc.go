@@ -14,13 +14,15 @@
 //
 // # Send and the group commit
 //
-// Send copies each event's Value plus '\n' into an in-memory buffer per
-// partition and returns. The committer takes all buffers at once (at most
-// fsync_interval after the first pending event, or as soon as 4 MiB are
-// pending), compresses each partition's lines as ONE COMPLETE GZIP MEMBER
-// appended to that partition's open batch file, fsyncs the files it touched
-// and only then calls DoneAll(nil) on every batch sent before it started. One
-// fsync thus serves every event of the group. If writing or fsyncing fails,
+// Send notes each event's Value in a list per partition, without copying it
+// (the batch is not acknowledged before its commit, so the agent leaves the
+// bytes alone until then), and returns. The committer takes all lists at once
+// (at most fsync_interval after the first pending event, or as soon as 4 MiB
+// are pending), compresses each partition's lines (each Value plus '\n') as
+// ONE COMPLETE GZIP MEMBER appended to that partition's open batch file,
+// fsyncs the files it touched, drops its references to the values and only
+// then calls DoneAll(nil) on every batch sent before it started. One fsync
+// thus serves every event of the group. If writing or fsyncing fails,
 // the batches are acknowledged with the error (the agent does not checkpoint
 // them) and the file is cut back to its last good member.
 //
@@ -34,7 +36,7 @@
 // rename).
 //
 // Send blocks (backpressure, nothing is dropped) while the spool holds
-// spool_max_bytes or more on disk, or while 32 MiB wait for the committer,
+// spool_max_bytes or more on disk, or while 8 MiB wait for the committer,
 // until there is room or its context is done.
 //
 // # Spool layout and crash safety

@@ -82,7 +82,7 @@ func (s *Sink) uploadLoop() {
 				s.mu.Unlock()
 				return
 			}
-			ch := s.changed
+			ch := s.waitChanged()
 			s.mu.Unlock()
 			select {
 			case <-ch:
