@@ -480,7 +480,9 @@ func (s *Sink) commitLoop() {
 			s.maintain(false) // under steady load every turn commits
 			continue
 		}
-		s.maintain(closing)
+		if next := s.maintain(closing); next > 0 {
+			wait = min(wait, next) // close the batch on time, not at the next tick
+		}
 		if closing {
 			s.mu.Lock()
 			s.commitEnd = true
@@ -763,19 +765,24 @@ func (s *Sink) closeBatch(bf *batchFile) {
 
 // maintain closes batches older than batch_max_age, every batch when closing,
 // and every batch when the spool is full and nothing else is left to upload
-// (else Send could wait for batch_max_age).
-func (s *Sink) maintain(closing bool) {
+// (else Send could wait for batch_max_age). It returns how long until the
+// next open batch reaches batch_max_age (0: none is open).
+func (s *Sink) maintain(closing bool) (next time.Duration) {
 	if len(s.open) == 0 {
-		return
+		return 0
 	}
 	s.mu.Lock()
 	full := s.spoolBytes >= s.cfg.SpoolMaxBytes && len(s.ready) == 0 && s.uploading == 0
 	s.mu.Unlock()
 	for _, bf := range s.open {
-		if closing || full || time.Since(bf.meta.Created) >= s.cfg.BatchMaxAge.Duration {
+		left := s.cfg.BatchMaxAge.Duration - time.Since(bf.meta.Created)
+		if closing || full || left <= 0 {
 			s.closeBatch(bf)
+		} else if next == 0 || left < next {
+			next = left
 		}
 	}
+	return next
 }
 
 // recover scans the spool directory at start: closed batches are queued, a

@@ -719,6 +719,40 @@ func TestBatchMaxAgeClosesBatch(t *testing.T) {
 	}
 }
 
+// The committer wakes when the oldest open batch reaches batch_max_age, not
+// at its next idle tick (every 1s): with batch_max_age 1.5s the object is on
+// its way at 1.5s, not at the tick after it (2s).
+func TestBatchMaxAgeIsKeptPromptly(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.BatchMaxAge = Duration{1500 * time.Millisecond}
+	api := &faultAPI{API: srv.Client()}
+	var put time.Time
+	api.setHook(func(ctx context.Context) error {
+		api.mu.Lock() // the hook runs with api.mu free
+		if put.IsZero() {
+			put = time.Now()
+		}
+		api.mu.Unlock()
+		return nil
+	})
+	h := newHarness(t, cfg, api)
+	now := time.Now()
+	var a acks
+	sent := time.Now()
+	sendAll(t, h.s, &sinks.Source{}, []ev{{value: jsonEvent(1, now), t: now}}, 1, &a)
+	waitFor(t, 10*time.Second, "object uploaded", func() bool { return value(h.s.m.objects.WithLabelValues("events")) == 1 })
+	api.mu.Lock()
+	took := put.Sub(sent)
+	api.mu.Unlock()
+	// The old committer closed it at its tick after 1.5s, at 2s; a loaded
+	// machine adds tens of milliseconds, not 400.
+	if took >= 1900*time.Millisecond {
+		t.Errorf("upload started %s after the batch opened; batch_max_age is 1.5s", took)
+	}
+	t.Logf("upload started %s after the batch opened", took)
+}
+
 // A spool full of one open batch (spool_max_bytes below what batch_max_bytes
 // would hold) is closed and uploaded at once, not after batch_max_age: Send
 // never waits for it.
