@@ -66,8 +66,8 @@
 //
 // # Upload
 //
-// Objects under multipart_threshold go with one PutObject carrying
-// Content-MD5, which S3 verifies; larger ones with the SDK's multipart
+// Objects under multipart_threshold go with one PutObject carrying its
+// CRC-32 (x-amz-checksum-crc32), which S3 verifies; larger ones with the SDK's multipart
 // uploader (feature/s3/manager), upload_part_size parts each carrying a
 // CRC-32 checksum that S3 verifies. Content-Type is application/x-ndjson,
 // Content-Encoding gzip; sse, sse_kms_key_id, storage_class and tags are set

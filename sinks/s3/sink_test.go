@@ -1,16 +1,19 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -801,4 +804,60 @@ func TestSpoolLocked(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	s2.Close(context.Background())
+}
+
+// corruptOnce flips a byte of the first PutObject body, keeping the checksum
+// the sink computed: the store must refuse it, and the retry stores the
+// object intact.
+type corruptOnce struct {
+	API
+	mu   sync.Mutex
+	done bool
+}
+
+func (c *corruptOnce) PutObject(ctx context.Context, in *s3sdk.PutObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.PutObjectOutput, error) {
+	c.mu.Lock()
+	first := !c.done
+	c.done = true
+	c.mu.Unlock()
+	if first {
+		body, err := io.ReadAll(in.Body)
+		if err != nil {
+			return nil, err
+		}
+		body[len(body)/2] ^= 0xff
+		cp := *in
+		cp.Body = bytes.NewReader(body)
+		return c.API.PutObject(ctx, &cp, opts...)
+	}
+	return c.API.PutObject(ctx, in, opts...)
+}
+
+// TestUploadChecksumVerified: every PutObject carries a checksum the store
+// verifies, so bytes damaged on the way are refused and sent again, never
+// stored.
+func TestUploadChecksumVerified(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	api := &corruptOnce{API: srv.Client()}
+	h := newHarness(t, cfg, api)
+	now := time.Now()
+	var evs []ev
+	for i := range 200 {
+		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
+	}
+	var a acks
+	sendAll(t, h.s, &sinks.Source{}, evs, len(evs), &a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.s.Close(ctx); err != nil { // closes the batch and uploads it
+		t.Fatal(err)
+	}
+	if n := value(h.s.m.objects.WithLabelValues("events")); n != 1 {
+		t.Fatalf("%v objects uploaded, want 1", n)
+	}
+	if n := value(h.s.m.uploadErrors); n < 1 {
+		t.Errorf("upload_errors_total = %v: the store took a damaged body", n)
+	}
+	equalLines(t, allLines(lakeLines(t, srv, "nginx/")), values(evs))
 }
