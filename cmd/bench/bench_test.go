@@ -36,6 +36,9 @@ func TestGeneratedLines(t *testing.T) {
 	if len(lines) != n {
 		t.Fatalf("%d lines, want %d", len(lines), n)
 	}
+	if i := strings.Index(string(b), "%!"); i >= 0 {
+		t.Fatalf("a formatting error in the generated lines: %q", b[max(i-40, 0):min(i+40, len(b))])
+	}
 	for _, i := range []int{0, 1, n / 2, n - 1} {
 		if s, ok := rawSeq([]byte(lines[i])); !ok || s != uint64(i) {
 			t.Errorf("line %d: raw request_id gives %d, %v", i, s, ok)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,7 +86,7 @@ func (g *lineGen) line(seq uint64, t time.Time) []byte {
 	b = append(b, "] \""...)
 	b = append(b, genMethods[g.rnd(len(genMethods))]...)
 	b = append(b, ' ')
-	b = fmt.Appendf(b, genPaths[g.rnd(len(genPaths))], 1+g.rnd(5000))
+	b = appendf(b, genPaths[g.rnd(len(genPaths))], 1+g.rnd(5000))
 	b = append(b, " HTTP/1.1\" "...)
 	b = append(b, genStatuses[g.rnd(len(genStatuses))]...)
 	b = append(b, ' ')
@@ -95,7 +96,7 @@ func (g *lineGen) line(seq uint64, t time.Time) []byte {
 	b = append(b, "\" \""...)
 	b = append(b, genAgents[g.rnd(len(genAgents))]...)
 	b = append(b, "\" \""...)
-	b = fmt.Appendf(b, genXFF[g.rnd(len(genXFF))], g.rnd(256), g.rnd(256))
+	b = appendf(b, genXFF[g.rnd(len(genXFF))], g.rnd(256), g.rnd(256))
 	b = append(b, "\" "...)
 	rt := g.rnd(400)
 	b = fmt.Appendf(b, "%d.%03d ", rt/1000, rt%1000)
@@ -147,4 +148,11 @@ func seqOf(id []byte) (uint64, bool) {
 	}
 	v, err := strconv.ParseUint(string(id[16:32]), 16, 64)
 	return v, err == nil
+}
+
+// appendf is fmt.Appendf with only as many of args as format has verbs: the
+// templates without one ("-", "/") would otherwise print %!(EXTRA ...).
+func appendf(b []byte, format string, args ...any) []byte {
+	n := strings.Count(format, "%") - 2*strings.Count(format, "%%")
+	return fmt.Appendf(b, format, args[:n]...)
 }
