@@ -18,7 +18,7 @@ func TestGeneratedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if avg := float64(size) / n; avg < 250 || avg > 300 {
+	if avg := float64(size) / n; avg < 262 || avg > 282 {
 		t.Errorf("average line %.1f B, want about 271", avg)
 	}
 	ev, err := checkFormat(p)

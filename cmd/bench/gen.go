@@ -26,7 +26,7 @@ var (
 	}
 	genStatuses = []string{"200", "200", "200", "200", "200", "200", "200", "304", "304", "301", "404", "500", "201", "204"}
 	genRefs     = []string{
-		"-", "-", "-", "-", "https://www.google.com/", "https://shop.example.com/", "https://shop.example.com/products?id=1207&ref=home",
+		"-", "-", "-", "https://shop.example.com/account/orders?from=2026-01-01&to=2026-11-25", "https://www.google.com/", "https://shop.example.com/", "https://shop.example.com/products?id=1207&ref=home",
 		"https://shop.example.com/search?q=red%20shoes", "https://duckduckgo.com/",
 	}
 	genAgents = []string{
@@ -34,6 +34,8 @@ var (
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
 		"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
 		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
 		"curl/8.5.0", "python-requests/2.32.3", "Go-http-client/1.1",
 		`Mozilla/5.0 \x22compatible\x22 scanner`,
 	}
