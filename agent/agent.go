@@ -52,7 +52,7 @@ type Agent struct {
 	m      *metrics
 	budget *budget
 
-	flights sync.Pool
+	flights flightPool
 	keepRaw bool
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
@@ -200,6 +200,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-scanT.C:
 			a.scan(ctx, false)
+			a.flights.trim(time.Minute)
 		case <-a.scanNow:
 			a.scan(ctx, false)
 		case <-cpT.C:
@@ -476,10 +477,7 @@ func (a *Agent) newStream(e *entry) *stream {
 }
 
 func (a *Agent) getFlight(src *sinks.Source) *flight {
-	fl, _ := a.flights.Get().(*flight)
-	if fl == nil {
-		fl = newFlight()
-	}
+	fl := a.flights.get()
 	fl.b.Reset(src)
 	fl.arena = fl.arena[:0]
 	fl.spans = fl.spans[:0]
@@ -499,9 +497,7 @@ func (a *Agent) release(fl *flight) {
 	a.m.inFlight.Sub(float64(n))
 	a.budget.release(fl.cost)
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
-	if cap(fl.arena) <= 4*batchMaxBytes {
-		a.flights.Put(fl)
-	}
+	a.flights.put(fl)
 }
 
 // sendGrace is how long sends may still block after the agent was told to
@@ -514,13 +510,13 @@ const sendGrace = 5 * time.Second
 // once begun it is handed to every sink under the agent's send context.
 func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 	if ctx.Err() != nil {
-		a.flights.Put(fl)
+		a.flights.put(fl)
 		return false
 	}
 	ctx = a.sendCtx
 	fl.cost = int64(cap(fl.arena)) + int64(len(fl.b.Events))*64
 	if err := a.budget.acquire(ctx, fl.cost); err != nil {
-		a.flights.Put(fl)
+		a.flights.put(fl)
 		return false // not pushed: never checkpointed, read again next start
 	}
 	a.m.inFlight.Add(float64(len(fl.b.Events)))

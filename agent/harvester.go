@@ -111,10 +111,13 @@ func (h *harvester) run(ctx context.Context) {
 		n, err := h.readOnce()
 		if n > 0 {
 			poll = minPoll
-			if h.fl != nil && (len(h.fl.b.Events) >= batchMaxEvents || len(h.fl.arena) >= batchMaxBytes) {
+			// A full batch goes at once; the lines read after it are
+			// still in buf.
+			for h.full() {
 				if !h.flush(ctx) {
 					return
 				}
+				h.consumeCounted()
 			}
 			if time.Since(h.lastCheck) > time.Second {
 				if !h.check(ctx) {
@@ -231,21 +234,33 @@ func (h *harvester) readOnce() (int, error) {
 	}
 	h.buf = h.buf[:len(h.buf)+n]
 	h.bytes.Add(float64(n))
-	h.lines.Add(float64(h.consume()))
-	if h.nParsed > 0 { // counted per chunk, not per line
-		h.in.parsed.Add(float64(h.nParsed))
-		h.nParsed = 0
-	}
+	h.consumeCounted()
 	return n, nil
 }
 
+// consumeCounted is consume with the line counters added once per call, not
+// per line.
+func (h *harvester) consumeCounted() {
+	h.lines.Add(float64(h.consume()))
+	if h.nParsed > 0 {
+		h.in.parsed.Add(float64(h.nParsed))
+		h.nParsed = 0
+	}
+}
+
+// full reports whether the batch being built is full.
+func (h *harvester) full() bool {
+	return h.fl != nil && (len(h.fl.b.Events) >= batchMaxEvents || len(h.fl.arena) >= batchMaxBytes)
+}
+
 // consume turns the complete lines at the start of buf into events and
-// drops them from buf. It returns the number of lines.
+// drops them from buf, until the batch is full. It returns the number of
+// lines.
 func (h *harvester) consume() int {
 	maxLine := h.a.cfg.MaxLineBytes
 	data := h.buf
 	pos, lines := 0, 0
-	for pos < len(data) {
+	for pos < len(data) && !h.full() {
 		if h.discard {
 			i := bytes.IndexByte(data[pos:], '\n')
 			if i < 0 {

@@ -30,6 +30,8 @@ type recSink struct {
 	invalid []sinks.Event // copies, Raw copied
 	sent    int
 	batches int // Send calls with events
+	maxN    int // most events in one batch
+	maxB    int // most value bytes in one batch
 	hold    bool
 	held    []*sinks.Batch
 	failOn  func(seq int) bool // Done(err) for these
@@ -64,6 +66,12 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 	if len(b.Events) > 0 {
 		s.batches++
 	}
+	s.maxN = max(s.maxN, len(b.Events))
+	nb := 0
+	for i := range b.Events {
+		nb += len(b.Events[i].Value)
+	}
+	s.maxB = max(s.maxB, nb)
 	var errs []error
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -802,5 +810,31 @@ func TestLingerBatchesATrickle(t *testing.T) {
 			t.Errorf("sink %s got the %d lines in %d batches, want at most 6", s.name, n, got)
 		}
 		t.Logf("sink %s: %d lines in %d batches", s.name, n, got)
+	}
+}
+
+// TestBatchesStayWithinTheirLimits: reading a backlog in 256 KiB chunks,
+// a batch is handed on as soon as it is full, mid-chunk: never more than
+// batchMaxEvents events or batchMaxBytes (plus its last event) of values.
+func TestBatchesStayWithinTheirLimits(t *testing.T) {
+	e := newEnv(t)
+	const n = 20000
+	e.write(0, n)
+	e.start()
+	e.waitDelivered(n)
+	for _, s := range e.sinks {
+		s.mu.Lock()
+		maxN, maxB, batches := s.maxN, s.maxB, s.batches
+		s.mu.Unlock()
+		if maxN > batchMaxEvents {
+			t.Errorf("sink %s: a batch of %d events, limit %d", s.name, maxN, batchMaxEvents)
+		}
+		if maxB > batchMaxBytes+4096 {
+			t.Errorf("sink %s: a batch of %d value bytes, limit %d plus one event", s.name, maxB, batchMaxBytes)
+		}
+		if maxN < batchMaxEvents/2 {
+			t.Errorf("sink %s: at most %d events per batch from a backlog; batches are not being filled", s.name, maxN)
+		}
+		t.Logf("sink %s: %d batches, at most %d events and %d value bytes", s.name, batches, maxN, maxB)
 	}
 }

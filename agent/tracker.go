@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
@@ -28,9 +29,65 @@ type flight struct {
 }
 
 func newFlight() *flight {
-	fl := &flight{}
+	fl := &flight{
+		// Room for a full batch and its last line: the arena is not
+		// regrown (and its garbage collected) batch after batch.
+		arena: make([]byte, 0, batchMaxBytes+batchMaxBytes/8),
+		spans: make([]span, 0, batchMaxEvents),
+	}
+	fl.b.Events = make([]sinks.Event, 0, batchMaxEvents)
 	fl.onDone = fl.complete
 	return fl
+}
+
+// flightPool keeps the flights the agent is done with, for the next batches.
+// Not a sync.Pool: that one empties at every other garbage collection, and
+// the arenas regrown after each (the largest allocations of the agent) were
+// most of the garbage that made the collections. The in-flight budget bounds
+// how many flights are in use, so a few kept ones serve a busy agent; an
+// agent idle for a while keeps one.
+type flightPool struct {
+	mu      sync.Mutex
+	free    []*flight
+	lastGet time.Time
+}
+
+// flightsKept bounds the flights kept: about what the default in-flight
+// budget holds, plus the ones being filled.
+const flightsKept = 12
+
+func (p *flightPool) get() *flight {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastGet = time.Now()
+	if n := len(p.free); n > 0 {
+		fl := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return fl
+	}
+	return newFlight()
+}
+
+func (p *flightPool) put(fl *flight) {
+	if cap(fl.arena) > 4*batchMaxBytes {
+		return // grown for a huge line: let it go
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < flightsKept {
+		p.free = append(p.free, fl)
+	}
+}
+
+// trim drops all kept flights but one when none was taken for idle.
+func (p *flightPool) trim(idle time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) > 1 && time.Since(p.lastGet) > idle {
+		clear(p.free[1:])
+		p.free = p.free[:1]
+	}
 }
 
 func (fl *flight) complete(_ *sinks.Batch, err error) { fl.s.complete(fl, err) }

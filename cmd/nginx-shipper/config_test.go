@@ -140,6 +140,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"agent.max_in_flight_bytes: must be at least 65536, got 10"}},
 		{"max_open_files", func(s string) string { return strings.Replace(s, "[agent]", "[agent]\nmax_open_files = -1", 1) },
 			[]string{"agent.max_open_files: must be at least 1, got -1"}},
+		{"memory_limit", func(s string) string { return strings.Replace(s, "[agent]", "[agent]\nmemory_limit = 1000", 1) },
+			[]string{"agent.memory_limit: must be at least 16 MiB (16777216), or -1 for none, got 1000"}},
 		{"kafka topic missing", func(s string) string { return strings.Replace(s, `topic = "nginx-access"`, ``, 1) },
 			[]string{"sinks.kafka.topic"}},
 		{"kafka brokers missing", func(s string) string { return strings.Replace(s, `brokers = ["127.0.0.1:9092"]`, ``, 1) },

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,8 +190,22 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 	}
 }
 
+// setMemoryLimit applies agent.memory_limit unless GOMEMLIMIT is set.
+func (d *daemon) setMemoryLimit(c agent.Config) {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		d.log.Info("GOMEMLIMIT is set; agent.memory_limit is not applied", "GOMEMLIMIT", env)
+		return
+	}
+	limit := c.MemoryLimit
+	if limit < 0 {
+		limit = math.MaxInt64 // none: the runtime's own default
+	}
+	debug.SetMemoryLimit(limit)
+}
+
 // start builds the sinks and the agent for cfg.
 func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
+	d.setMemoryLimit(cfg.Agent)
 	reg := prometheus.NewRegistry()
 	var ss []sinks.Sink
 	closeAll := func() {

@@ -136,6 +136,11 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.ProduceRequestTimeout(c.RequestTimeout.Duration),
 		kgo.ProducerBatchCompression(comp),
 		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
+		// At most two full record batches per produce request: franz-go
+		// serializes a request into one buffer, which grew to 8-16 MB
+		// with a batch for each of several partitions (and is regrown
+		// after garbage collections empty its pool).
+		kgo.BrokerMaxWriteBytes(2 * c.BatchMaxBytes),
 		kgo.ProducerLinger(c.Linger.Duration),
 		kgo.RecordPartitioner(part),
 		// The sink's own budget (Send) is the backpressure, so that a
