@@ -80,7 +80,7 @@ type Config struct {
 	SpoolMaxBytes int64 `toml:"spool_max_bytes"`
 	// FsyncInterval is the longest an accepted event waits for the group
 	// commit (gzip member + fsync) that makes it durable and acknowledges it.
-	// A commit also starts as soon as 4 MiB are pending. Default 50ms.
+	// A commit also starts as soon as 4 MiB are pending. Default 100ms.
 	FsyncInterval Duration `toml:"fsync_interval"`
 
 	// RoleARN, when set, is assumed (STS) with the credentials of the
@@ -158,7 +158,7 @@ func (c *Config) Defaults() {
 		c.SpoolMaxBytes = 1 << 30
 	}
 	if c.FsyncInterval.Duration == 0 {
-		c.FsyncInterval.Duration = 50 * time.Millisecond
+		c.FsyncInterval.Duration = 100 * time.Millisecond
 	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
