@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
@@ -200,7 +201,7 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
 		}
 		in.ChecksumCRC32 = aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 		in.ContentLength = aws.Int64(bf.size)
-		if _, err := s.api.PutObject(ctx, in); err != nil {
+		if _, err := s.api.PutObject(ctx, in, unsignedPayload); err != nil {
 			return fmt.Errorf("put %s: %w", bf.meta.Key, err)
 		}
 		return nil
@@ -211,6 +212,11 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
 	}
 	return nil
 }
+
+// unsignedPayload signs PutObject's headers but not its body: the SDK would
+// otherwise read the whole object once more for its SHA-256 (on plain-HTTP
+// endpoints). The body is protected by its CRC-32, which the store verifies.
+var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
 // putInput is the object's request without body.
 func (s *Sink) putInput(bf *batchFile) *s3.PutObjectInput {
