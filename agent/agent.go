@@ -514,7 +514,7 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 		return false
 	}
 	ctx = a.sendCtx
-	fl.cost = int64(cap(fl.arena)) + int64(len(fl.b.Events))*64
+	fl.cost = int64(len(fl.arena)) + int64(len(fl.b.Events))*64 // the bytes held, not the arena kept for reuse
 	if err := a.budget.acquire(ctx, fl.cost); err != nil {
 		a.flights.put(fl)
 		return false // not pushed: never checkpointed, read again next start

@@ -99,7 +99,7 @@ func (c *Config) Defaults() {
 	}
 	def(&c.ScanInterval, time.Second)
 	def(&c.PollInterval, 250*time.Millisecond)
-	def(&c.Linger, 200*time.Millisecond)
+	def(&c.Linger, 500*time.Millisecond)
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.RotateWait, 30*time.Second)

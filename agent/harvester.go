@@ -145,8 +145,11 @@ func (h *harvester) run(ctx context.Context) {
 		// in a few batches a second rather than one per poll: every
 		// batch costs a produce request, compression frames and a spool
 		// commit whatever its size.
+		// It still reads every poll_interval meanwhile: a reader asleep
+		// for all of linger while the file grows falls behind, and one
+		// far behind can miss a copytruncate.
 		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration {
-			if !h.sleep(ctx, h.a.cfg.Linger.Duration-age) {
+			if !h.sleep(ctx, min(h.a.cfg.Linger.Duration-age, h.a.cfg.PollInterval.Duration)) {
 				return
 			}
 			poll = minPoll
