@@ -114,7 +114,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 // seeds, the clients Check uses).
 func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 	c := &s.cfg
-	comp, err := codec(c.Compression)
+	comp, err := compression(c.Compression)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(0),
 		kgo.ProduceRequestTimeout(c.RequestTimeout.Duration),
-		kgo.ProducerBatchCompression(comp),
+		comp,
 		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
 		// At most two full record batches per produce request: franz-go
 		// serializes a request into one buffer, which grew to 8-16 MB
@@ -148,9 +148,6 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		// lifted: its Produce must never block once the budget granted
 		// a batch (Send holds s.mu, which Close waits for). See doc.go.
 		kgo.MaxBufferedRecords(math.MaxInt32),
-	}
-	if c.Compression == "lz4" {
-		opts = append(opts, kgo.WithCompressor(newLZ4Compressor()))
 	}
 	if c.TLS.on() {
 		tc, err := c.TLS.config()

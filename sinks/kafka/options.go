@@ -35,6 +35,19 @@ func codec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("%q: want none, gzip, snappy, lz4 or zstd", name)
 }
 
+// compression is the franz-go option for sinks.kafka.compression: our own
+// lz4 frame writer (lz4.go) for lz4, franz-go's codecs for the others.
+func compression(name string) (kgo.Opt, error) {
+	c, err := codec(name)
+	if err != nil {
+		return nil, err
+	}
+	if name == "lz4" {
+		return kgo.WithCompressor(newLZ4Compressor()), nil
+	}
+	return kgo.ProducerBatchCompression(c), nil
+}
+
 // partitioner maps sinks.kafka.partitioner to a franz-go partitioner.
 func partitioner(name string, batchBytes int32) (kgo.Partitioner, error) {
 	switch name {
