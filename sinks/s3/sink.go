@@ -59,14 +59,11 @@ type Sink struct {
 	mu         sync.Mutex
 	closed     bool
 	crashed    bool          // tests: stop as kill -9 would (see crash in export_test.go)
-	changed    chan struct{} // closed and replaced by broadcast; take it with waitChanged
-	waited     bool          // changed was taken since the last broadcast
+	changed    chan struct{} // closed and replaced by broadcast
 	pend       map[partKey]*pending
-	pendNext   map[partKey]*pending // empty: becomes pend at the next commit
 	pendBytes  int64
 	pendSince  time.Time
 	acks       []*sinks.Batch
-	acksNext   []*sinks.Batch // empty: becomes acks at the next commit
 	spoolBytes int64
 	live       map[string]time.Time // batch id -> creation, every batch on disk
 	ready      []*batchFile
@@ -78,12 +75,11 @@ type Sink struct {
 	free       []*pending // emptied pending structs for partition to reuse
 
 	// Owned by the committer goroutine.
-	open    map[string]*batchFile
-	touched []*batchFile  // batch files written by the current commit
-	lw      *bufio.Writer // lines -> gz: one gzip Write per lineBufSize
-	gz      *gzip.Writer
-	bw      *bufio.Writer // gz -> cw
-	cw      countingWriter
+	open map[string]*batchFile
+	lw   *bufio.Writer // lines -> gz: one gzip Write per lineBufSize
+	gz   *gzip.Writer
+	bw   *bufio.Writer // gz -> cw
+	cw   countingWriter
 
 	kick       chan struct{}
 	closing    chan struct{}
@@ -119,7 +115,8 @@ type pending struct {
 
 const (
 	// maxFree bounds the pending structs kept for reuse, and maxFreeVals the
-	// capacity of their vals slices together (24 bytes a line: 3 MiB).
+	// capacity of their vals slices together (24 bytes a line: 3 MiB), as
+	// each keeps at most maxFreeVals/maxFree.
 	maxFree     = 8
 	maxFreeVals = 1 << 17
 	// lineBufSize is the buffer in front of gzip: one gzip Write per
@@ -161,7 +158,6 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		host:       strings.ReplaceAll(cfg.Hostname, "/", "_"),
 		changed:    make(chan struct{}),
 		pend:       map[partKey]*pending{},
-		pendNext:   map[partKey]*pending{},
 		live:       map[string]time.Time{},
 		prefixes:   map[partKey]string{},
 		open:       map[string]*batchFile{},
@@ -229,22 +225,9 @@ func (s *Sink) Ready() error {
 }
 
 // broadcast wakes everything waiting on s.changed. Call with s.mu held.
-// When nobody took the channel since the last broadcast there is no one to
-// wake, and no new channel is needed.
 func (s *Sink) broadcast() {
-	if !s.waited {
-		return
-	}
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.waited = false
-}
-
-// waitChanged returns the channel the next broadcast closes. Call with s.mu
-// held, then wait on it without.
-func (s *Sink) waitChanged() <-chan struct{} {
-	s.waited = true
-	return s.changed
 }
 
 // Send implements sinks.Sink. It notes the batch's values, per partition,
@@ -273,7 +256,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		case s.kick <- struct{}{}:
 		default:
 		}
-		ch := s.waitChanged()
+		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -513,15 +496,15 @@ func (s *Sink) commit() {
 	start := time.Now()
 	s.mu.Lock()
 	pend, acks := s.pend, s.acks
-	s.pend, s.pendNext = s.pendNext, nil // both empty
-	s.acks, s.acksNext = s.acksNext, nil
+	s.pend = make(map[partKey]*pending, len(pend))
+	s.acks = nil
 	s.pendBytes = 0
 	s.lastPend = nil
 	s.broadcast()
 	s.mu.Unlock()
 
 	var errs []error
-	s.touched = s.touched[:0]
+	var touched []*batchFile
 	var events, raw int64
 	dead := 0
 	for _, p := range pend {
@@ -543,8 +526,8 @@ func (s *Sink) commit() {
 			}
 			bf.raw += n
 			bf.events += k
-			if !slices.Contains(s.touched, bf) {
-				s.touched = append(s.touched, bf)
+			if !slices.Contains(touched, bf) {
+				touched = append(touched, bf)
 			}
 			if p.kind == kindEvents {
 				events += int64(k)
@@ -558,7 +541,7 @@ func (s *Sink) commit() {
 			}
 		}
 	}
-	for _, bf := range s.touched {
+	for _, bf := range touched {
 		if bf.f == nil || !bf.dirty {
 			continue // closed (and fsynced) above
 		}
@@ -568,7 +551,6 @@ func (s *Sink) commit() {
 		}
 		bf.dirty = false
 	}
-	clear(s.touched) // closed batches are not kept alive until the next commit
 	err := errors.Join(errs...)
 	if err != nil {
 		s.m.commitErrors.Inc()
@@ -587,27 +569,19 @@ func (s *Sink) commit() {
 	for _, b := range acks {
 		b.DoneAll(err)
 	}
-	clear(acks)
 	s.m.commits.Inc()
 	s.m.commitSeconds.Observe(time.Since(start).Seconds())
 
 	s.mu.Lock()
-	room := maxFreeVals
-	for _, p := range s.free {
-		room -= cap(p.vals)
-	}
 	for _, p := range pend {
 		if len(s.free) == maxFree {
 			break
 		}
-		if cap(p.vals) > room {
+		if cap(p.vals) > maxFreeVals/maxFree {
 			p.vals = nil
 		}
-		room -= cap(p.vals)
 		s.free = append(s.free, p)
 	}
-	clear(pend)
-	s.pendNext, s.acksNext = pend, acks[:0]
 	s.mu.Unlock()
 }
 

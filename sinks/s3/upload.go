@@ -83,7 +83,7 @@ func (s *Sink) uploadLoop() {
 				s.mu.Unlock()
 				return
 			}
-			ch := s.waitChanged()
+			ch := s.changed
 			s.mu.Unlock()
 			select {
 			case <-ch:
