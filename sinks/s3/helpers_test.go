@@ -144,6 +144,15 @@ func batch(src *sinks.Source, evs []ev, a *acks) *sinks.Batch {
 	return b
 }
 
+// jsonEvents is n events of jsonEvent, all at t.
+func jsonEvents(n int, t time.Time) []ev {
+	evs := make([]ev, n)
+	for i := range evs {
+		evs[i] = ev{value: jsonEvent(i, t), t: t}
+	}
+	return evs
+}
+
 // jsonEvent is an event line of about 350 bytes, shaped like the parser's
 // output for a combined log line, with fields varying like real traffic.
 func jsonEvent(i int, t time.Time) string {

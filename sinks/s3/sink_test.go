@@ -170,10 +170,7 @@ func TestBatchLimitsSplitObjects(t *testing.T) {
 	cfg.BatchMaxEvents = 150
 	h := newHarness(t, cfg, srv.Client())
 	now := time.Now()
-	var evs []ev
-	for i := range 1000 {
-		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
-	}
+	evs := jsonEvents(1000, now)
 	var a acks
 	sendAll(t, h.s, &sinks.Source{Input: 0}, evs, 37, &a)
 	waitFor(t, 10*time.Second, "acks", func() bool { return a.count() == 1000 })
@@ -264,10 +261,7 @@ func TestServerOutageLosesNothing(t *testing.T) {
 	cfg.BatchMaxEvents = 500 // many objects, some during the outage
 	h := newHarness(t, cfg, srv.Client())
 	now := time.Now()
-	var evs []ev
-	for i := range 6000 {
-		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
-	}
+	evs := jsonEvents(6000, now)
 	var a acks
 	src := &sinks.Source{}
 	sendAll(t, h.s, src, evs[:2000], 100, &a)
@@ -384,10 +378,7 @@ func TestCrashRecoveryUploadsEverythingAcknowledged(t *testing.T) {
 	api.setHook(func(context.Context) error { return errInjected }) // S3 unreachable for the first sink
 	h1 := newHarness(t, cfg, api)
 	now := time.Now()
-	var evs []ev
-	for i := range 2000 {
-		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
-	}
+	evs := jsonEvents(2000, now)
 	var a acks
 	sendAll(t, h1.s, &sinks.Source{}, evs, 50, &a)
 	waitFor(t, 10*time.Second, "acks", func() bool { return a.count() == 2000 })
@@ -426,10 +417,7 @@ func TestTornOpenBatchIsCutToLastMember(t *testing.T) {
 	api := &faultAPI{API: srv.Client()}
 	h1 := newHarness(t, cfg, api)
 	now := time.Now()
-	var evs []ev
-	for i := range 500 {
-		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
-	}
+	evs := jsonEvents(500, now)
 	var a acks
 	sendAll(t, h1.s, &sinks.Source{}, evs, 50, &a)
 	waitFor(t, 10*time.Second, "acks", func() bool { return a.count() == 500 })
@@ -842,10 +830,7 @@ func TestUploadChecksumVerified(t *testing.T) {
 	api := &corruptOnce{API: srv.Client()}
 	h := newHarness(t, cfg, api)
 	now := time.Now()
-	var evs []ev
-	for i := range 200 {
-		evs = append(evs, ev{value: jsonEvent(i, now), t: now})
-	}
+	evs := jsonEvents(200, now)
 	var a acks
 	sendAll(t, h.s, &sinks.Source{}, evs, len(evs), &a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
