@@ -265,10 +265,11 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	k := keyOf(fi)
 	a.mu.Lock()
-	_, busy := a.open[k]
+	busyH, busy := a.open[k]
 	full := len(a.open) >= a.cfg.MaxOpenFiles
 	a.mu.Unlock()
 	if busy {
+		a.noteGeneration(busyH, path, k)
 		return
 	}
 	if full {
@@ -541,6 +542,38 @@ func (a *Agent) logParseError(in *input, path string, off int64, err error) {
 		a.log.Warn("line does not match the log_format; sent to the dead-letter path", "input", in.idx, "path", path, "offset", off, "err", err,
 			"suppressed", n)
 	}
+}
+
+// noteGeneration: path is being read by h. If h has not looked at its file
+// for a while (it is blocked on backpressure), note the file's current
+// content as a generation, in case it is truncated again before h wakes.
+func (a *Agent) noteGeneration(h *harvester, path string, k fileKey) {
+	stale := 2 * max(a.cfg.PollInterval.Duration, a.cfg.ScanInterval.Duration, time.Second)
+	if time.Since(time.Unix(0, h.checkedAt.Load())) < stale {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || keyOf(fi) != k || fi.Size() < fingerprintLen {
+		return
+	}
+	fp, n, err := fingerprint(f, fi.Size())
+	if err != nil || n != fingerprintLen {
+		return
+	}
+	if e := a.reg.peek(k); e != nil {
+		a.reg.mu.Lock()
+		same := e.FP == fp || e.FPLen < fingerprintLen
+		a.reg.mu.Unlock()
+		if same {
+			return
+		}
+	}
+	h.noteGen(fp)
 }
 
 // findCopy looks, after a truncation, for the copy logrotate made of the

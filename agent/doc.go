@@ -33,10 +33,15 @@
 // Copies: a new file whose first KiB matches a known file's fingerprint is a
 // copy (logrotate copytruncate) and is read from the original's checkpoint;
 // when a harvester sees its file truncated, it looks for that copy in the
-// directory and reads from it the lines it had not read yet. At start, files
-// are found by identity under their new names, and files rotated in while the
-// agent was down (named like a live file plus "." or "-", changed since the
-// last checkpoint) are read too.
+// directory and reads from it the lines it had not read yet. A harvester
+// blocked on backpressure does not check its file; once it has not for
+// twice max(scan_interval, poll_interval, 1s), each scan fingerprints the
+// content at its path and notes every new generation, and at the truncation
+// the copies of those are read whole too (the file was truncated more than
+// once while the harvester was blocked). At start, files are found by
+// identity under their new names, and files rotated in while the agent was
+// down (named like a live file plus "." or "-", changed since the last
+// checkpoint) are read too.
 //
 // # Acknowledgement and checkpoints
 //

@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
@@ -68,6 +71,40 @@ type harvester struct {
 
 	head    []byte // the file's first bytes, as covered by its fingerprint
 	scratch []byte // for comparing them again
+
+	// checkedAt (unix ns) is when check last ran. A reader blocked on
+	// backpressure does not check; meanwhile the scan notes each new
+	// content (generation) it sees at the reader's path in gens, so that
+	// if the file is truncated more than once before the reader wakes, the
+	// copies of the generations it never saw are read too.
+	checkedAt atomic.Int64
+	genMu     sync.Mutex
+	gens      []string // fingerprints (full length), oldest first
+}
+
+// maxGens bounds the generations noted for a blocked reader.
+const maxGens = 16
+
+// noteGen records fp as a generation seen at the reader's path.
+func (h *harvester) noteGen(fp string) {
+	h.genMu.Lock()
+	defer h.genMu.Unlock()
+	if slices.Contains(h.gens, fp) {
+		return
+	}
+	if len(h.gens) == maxGens {
+		h.gens = slices.Delete(h.gens, 0, 1)
+	}
+	h.gens = append(h.gens, fp)
+}
+
+// takeGens returns the noted generations and forgets them.
+func (h *harvester) takeGens() []string {
+	h.genMu.Lock()
+	defer h.genMu.Unlock()
+	g := h.gens
+	h.gens = nil
+	return g
 }
 
 // loadHead reads the bytes the entry's fingerprint covers.
@@ -403,6 +440,7 @@ func (h *harvester) flush(ctx context.Context) bool {
 // and deletion.
 func (h *harvester) check(ctx context.Context) bool {
 	h.lastCheck = time.Now()
+	h.checkedAt.Store(h.lastCheck.UnixNano())
 	fi, err := h.f.Stat()
 	if err != nil {
 		h.log.Error("stat of open file failed", "err", err)
@@ -448,6 +486,13 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	oldFP, oldLen := h.e.FP, h.e.FPLen
 	h.a.reg.mu.Unlock()
 	h.a.findCopy(ctx, h.in, h.path, h.key, oldFP, oldLen, h.offset)
+	// Generations that came and went while we were blocked: their copies
+	// are read whole.
+	for _, fp := range h.takeGens() {
+		if fp != oldFP {
+			h.a.findCopy(ctx, h.in, h.path, h.key, fp, fingerprintLen, 0)
+		}
+	}
 	h.buf = h.buf[:0]
 	h.discard = false
 	h.offset = 0

@@ -570,6 +570,47 @@ func TestCopytruncate(t *testing.T) {
 	}
 }
 
+// TestCopytruncateTwiceWhileBlocked: a sink outage keeps the reader blocked
+// on the in-flight budget across two copytruncate rotations (an hourly
+// logrotate and a two-hour outage). The middle generation was never read
+// from the live file; it is in access.log.1 when the reader wakes, and must
+// be read from there, like the first one from access.log.2.
+func TestCopytruncateTwiceWhileBlocked(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxInFlightBytes = 64 << 10
+	e.sinks[0].hold = true
+	e.write(0, 3000) // generation A
+	e.start()
+	e.waitFor("reader blocked on the budget", func() bool { return e.a.budget.inUse() > (64<<10)/2 })
+	e.copytruncate("access.log.1")
+	e.write(3000, 4000) // generation B, only ever in the live file while the reader is blocked
+	e.waitFor("the scan noted generation B", func() bool {
+		e.a.mu.Lock()
+		defer e.a.mu.Unlock()
+		for _, h := range e.a.open {
+			h.genMu.Lock()
+			n := len(h.gens)
+			h.genMu.Unlock()
+			if n > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	dir := filepath.Dir(e.log)
+	if err := os.Rename(filepath.Join(dir, "access.log.1"), filepath.Join(dir, "access.log.2")); err != nil {
+		t.Fatal(err)
+	}
+	e.copytruncate("access.log.1")
+	e.write(4000, 5000) // generation C
+
+	e.sinks[0].release()
+	e.waitDelivered(5000)
+	if d := e.dups(5000); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}
+
 func TestRestartResumesFromCheckpoint(t *testing.T) {
 	e := newEnv(t)
 	e.write(0, 1000)
