@@ -74,7 +74,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "per run: give up when the lines have not all arrived by then")
 	flag.IntVar(&o.pacedRate, "paced-rate", 10_000, "paced case: lines per second")
 	flag.DurationVar(&o.pacedFor, "paced-for", 30*time.Second, "paced case: how long the writer writes")
-	flag.StringVar(&o.profileDir, "profile", "", "also make one profiled run per case and write its CPU profile (agent pprof_listen) to DIR/CASE.pprof")
+	flag.StringVar(&o.profileDir, "profile", "", "also make one profiled run per case and write its CPU profile (agent pprof_listen) to DIR/CASE.pprof, and the broker's (until the last line is in) to DIR/CASE.broker.pprof")
 	flag.BoolVar(&o.skipCeil, "no-ceiling", false, "do not measure the ceiling")
 	flag.StringVar(&o.agentTOML, "agent-toml", "", "extra keys for the agent's [agent] table, ';'-separated, e.g. 'max_in_flight_bytes = 67108864'")
 	flag.StringVar(&o.kafkaTOML, "kafka-toml", "", "extra keys for [sinks.kafka], ';'-separated, e.g. 'linger = \"20ms\"'")
@@ -128,12 +128,18 @@ type result struct {
 	rssKiB int64         // VmHWM
 	cpuPct float64       // paced: CPU % of one core while the writer writes
 	check  error         // exactly-once verification
+	// brokerCPU is the Kafka broker's CPU (user + system) from the start
+	// of the agent (or producer) until the last line arrived.
+	brokerCPU time.Duration
 }
 
 func (r result) rate() float64       { return float64(r.lines) / r.dur.Seconds() }
 func (r result) perCPU() float64     { return float64(r.lines) / r.cpu.Seconds() }
 func (r result) rssMiB() float64     { return float64(r.rssKiB) / 1024 }
 func (r result) cpuSeconds() float64 { return r.cpu.Seconds() }
+
+// brokerPct is the broker's CPU in % of one core while the lines went in.
+func (r result) brokerPct() float64 { return 100 * r.brokerCPU.Seconds() / r.dur.Seconds() }
 
 func run(ctx context.Context, o options) error {
 	var cases []benchCase
@@ -242,8 +248,12 @@ func (r result) line() string {
 		return fmt.Sprintf("%d lines, CPU %.2fs, %.2f%% of one core while paced, peak RSS %.1f MiB, %s",
 			r.lines, r.cpuSeconds(), r.cpuPct, r.rssMiB(), checkText(r.check))
 	}
-	return fmt.Sprintf("%6.2fs %9.0f lines/s, CPU %6.2fs %9.0f lines/CPU-s, peak RSS %6.1f MiB, %s",
-		r.dur.Seconds(), r.rate(), r.cpuSeconds(), r.perCPU(), r.rssMiB(), checkText(r.check))
+	broker := ""
+	if r.brokerCPU > 0 {
+		broker = fmt.Sprintf(", broker %3.0f%% of a core", r.brokerPct())
+	}
+	return fmt.Sprintf("%6.2fs %9.0f lines/s, CPU %6.2fs %9.0f lines/CPU-s, peak RSS %6.1f MiB%s, %s",
+		r.dur.Seconds(), r.rate(), r.cpuSeconds(), r.perCPU(), r.rssMiB(), broker, checkText(r.check))
 }
 
 func checkText(err error) string {
@@ -283,10 +293,17 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 		return fmt.Sprintf("%4.2f", v/c)
 	}
 	fmt.Printf("\nmedians of %d runs, %d lines\n", o.runs, o.lines)
-	fmt.Printf("%-12s %-20s %11s %5s %6s %8s %12s %5s %9s  %s\n", "case", "sinks", "lines/s", "xceil", "MB/s", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "exactly once")
+	brk := func(rs []result) string {
+		b := median(rs, func(r result) float64 { return r.brokerPct() })
+		if b == 0 {
+			return "     -"
+		}
+		return fmt.Sprintf("%5.0f%%", b)
+	}
+	fmt.Printf("%-12s %-20s %11s %5s %6s %8s %12s %5s %9s %6s  %s\n", "case", "sinks", "lines/s", "xceil", "MB/s", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "broker", "exactly once")
 	if len(ceiling) > 0 {
-		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
-			ceilRate*avgLine/1e6, median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), okText(ceiling))
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
+			ceilRate*avgLine/1e6, median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), brk(ceiling), okText(ceiling))
 	}
 	var notes []string
 	for _, c := range cases {
@@ -296,9 +313,9 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 				o.pacedRate, o.pacedFor, median(rs, func(r result) float64 { return r.cpuPct }), median(rs, rss), okText(rs)))
 			continue
 		}
-		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f  %s\n", c.name, c.describe(),
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s  %s\n", c.name, c.describe(),
 			median(rs, rate), ratio(median(rs, rate), ceilRate), median(rs, rate)*avgEvent/1e6, median(rs, cpu), median(rs, per),
-			ratio(median(rs, per), ceilPer), median(rs, rss), okText(rs))
+			ratio(median(rs, per), ceilPer), median(rs, rss), brk(rs), okText(rs))
 	}
 	// Issue 8's targets (for 2 cores).
 	fmt.Println("\ntargets (issue 8, 2 cores):")

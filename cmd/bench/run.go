@@ -113,12 +113,19 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		}
 	}()
 	var brokers, endpoint string
+	var kafkaProc *proc
 	if c.kafka {
-		p, addr, err := startKafka(b.tl, rdir, b.o.partitions)
+		brokerProfile := ""
+		if profile != "" {
+			path, _, _ := strings.Cut(profile, "?")
+			brokerProfile = strings.TrimSuffix(path, ".pprof") + ".broker.pprof"
+		}
+		p, addr, err := startKafka(b.tl, rdir, b.o.partitions, brokerProfile)
 		if err != nil {
 			return res, err
 		}
 		defer p.stop()
+		kafkaProc = p
 		brokers = strings.Split(addr, ",")[0]
 	}
 	if c.s3 {
@@ -179,6 +186,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3Access, "AWS_SECRET_ACCESS_KEY="+s3Secret,
 		"AWS_REGION="+s3Region, "AWS_EC2_METADATA_DISABLED=true")
+	brokerCPU0 := kafkaProc.cpu()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start the agent: %w", err)
@@ -276,6 +284,10 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	}
 	res.dur = time.Since(start)
 	res.lines = n
+	if kafkaProc != nil {
+		res.brokerCPU = kafkaProc.cpu() - brokerCPU0
+		kafkaProc.stopProfile()
+	}
 	profWG.Wait()
 	if profErr != nil {
 		return res, fmt.Errorf("profile: %w", profErr)
@@ -435,7 +447,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 			os.RemoveAll(rdir)
 		}
 	}()
-	p, addr, err := startKafka(b.tl, rdir, b.o.partitions)
+	p, addr, err := startKafka(b.tl, rdir, b.o.partitions, "")
 	if err != nil {
 		return res, err
 	}
@@ -453,6 +465,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	var out bytes.Buffer
 	cmd := exec.Command(self, "produce", "-broker", broker, "-topic", benchTopic, "-file", b.data)
 	cmd.Stdout, cmd.Stderr = &out, &out
+	brokerCPU0 := p.cpu()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -472,6 +485,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		}
 		if got >= n {
 			done = time.Since(start)
+			res.brokerCPU = p.cpu() - brokerCPU0
 			break
 		}
 		if time.Now().After(deadline) {
@@ -492,6 +506,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 				return res, fmt.Errorf("the producer finished but the topic has %d of %d records", got, n)
 			}
 			done = time.Since(start)
+			res.brokerCPU = p.cpu() - brokerCPU0
 			exited <- nil
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -500,7 +515,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		return res, fmt.Errorf("producer: %v: %s", err, out.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak()}
+	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak(), brokerCPU: res.brokerCPU}
 	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, true)
 	return res, nil
 }

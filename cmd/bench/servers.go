@@ -50,6 +50,22 @@ func (p *proc) stop() {
 	}
 }
 
+// cpu is the process's CPU time so far (0 for no process).
+func (p *proc) cpu() time.Duration {
+	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	d, _ := procCPU(p.cmd.Process.Pid)
+	return d
+}
+
+// stopProfile makes devkafka stop its CPU profile (SIGUSR1).
+func (p *proc) stopProfile() {
+	if p != nil && p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGUSR1)
+	}
+}
+
 // startReady starts a process that prints "ready ADDR" on stdout, and
 // returns it with ADDR.
 func startReady(name string, logPath string, args ...string) (*proc, string, error) {
@@ -135,10 +151,16 @@ func findVersitygw() string {
 	return ""
 }
 
-func startKafka(t *tools, dir string, partitions int) (*proc, string, error) {
-	return startReady("devkafka", filepath.Join(dir, "devkafka.log"), t.devkafka,
+// startKafka starts the broker; with profile set it writes a CPU profile
+// there until stopProfile.
+func startKafka(t *tools, dir string, partitions int, profile string) (*proc, string, error) {
+	args := []string{t.devkafka,
 		"-listen", "127.0.0.1:0", "-topics", fmt.Sprintf("%s:%d,%s:1", benchTopic, partitions, dlqTopic),
-		"-data-dir", filepath.Join(dir, "kafka"))
+		"-data-dir", filepath.Join(dir, "kafka")}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
+	}
+	return startReady("devkafka", filepath.Join(dir, "devkafka.log"), args...)
 }
 
 // startS3 starts versitygw (posix backend in dir) when available, else

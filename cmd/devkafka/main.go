@@ -6,7 +6,8 @@
 //	devkafka -listen 127.0.0.1:9092 -topics nginx-access:3,nginx-access-invalid:1
 //
 // It prints "ready ADDR[,ADDR...]" on stdout once every broker listens, and
-// exits 0 on SIGTERM or SIGINT. Data is kept in memory, or with -data-dir
+// exits 0 on SIGTERM or SIGINT. With -cpuprofile it profiles itself until
+// SIGUSR1 (the benchmark sends it when the last line is in). Data is kept in memory, or with -data-dir
 // in files there (much faster for millions of records: kfake's in-memory
 // segments grow by copying).
 package main
@@ -18,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +40,7 @@ func run(args []string) error {
 	topics := fs.String("topics", "", "comma-separated topics to create, name[:partitions] (default 1 partition)")
 	dataDir := fs.String("data-dir", "", "keep the log segments in files in this directory (faster for large volumes than the default, memory); it is reloaded at start")
 	verbose := fs.Bool("v", false, "log broker activity to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the broker to this file, from the start until SIGUSR1 or exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +57,19 @@ func run(args []string) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() { <-usr1; pprof.StopCPUProfile() }()
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
