@@ -4,9 +4,10 @@
 // The agent reads lines in batches: a Batch holds consecutive lines of one
 // file. It hands every batch to every enabled sink with Send. A sink calls
 // Event.Done exactly once for every event of every batch it accepted, when
-// the event is durably accepted (nil) or has failed for good (non-nil). The
-// batch counts down; when every sink has called Done for every event, the
-// agent's checkpoint tracker may move past the batch's lines.
+// the event is durably accepted (nil) or has failed for good (non-nil), or
+// acknowledges several at once (Batch.DoneAll, Batch.DoneN). The batch
+// counts down; when every sink has acknowledged every event, the agent's
+// checkpoint tracker may move past the batch's lines.
 //
 // Ownership: the bytes of a Batch (Value, Key, Raw) belong to the agent and
 // are reused once the batch is complete. A sink must not read or hold them
@@ -118,6 +119,16 @@ func (b *Batch) Arm(nSinks int, onDone func(*Batch, error)) {
 func (b *Batch) DoneAll(err error) {
 	if len(b.Events) > 0 {
 		b.done(err, int64(len(b.Events)))
+	}
+}
+
+// DoneN acknowledges n of the batch's events for one sink at once, without
+// naming them: the same as calling Done(err) on n events whose Done the sink
+// does not call otherwise. A sink that counts its acknowledgements itself
+// (Kafka: one promise per record) uses it to touch the batch once.
+func (b *Batch) DoneN(err error, n int) {
+	if n > 0 {
+		b.done(err, int64(n))
 	}
 }
 

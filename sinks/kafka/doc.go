@@ -10,14 +10,18 @@
 // is the classic way to lose data; there is no equivalent here). Records of
 // one key keep their order (idempotence keeps it across retries).
 //
-// Each event's Done is called from franz-go's promise, which never blocks:
+// Events complete in franz-go's promise, which never blocks. A failed
+// event is Done with its error at once; the others of a batch are
+// acknowledged together (Batch.DoneN) when its last event completes. An
+// event completes:
 //
 //   - a parsed event: when its record on topic is acknowledged, and, with
 //     raw_topic, its raw line's record there too;
 //   - a line that did not parse (Event.Err): its raw line goes to
 //     dead_letter_topic with headers reason, log_file, log_offset (and
-//     truncated); without a dead_letter_topic it is acknowledged at once and
-//     counted (nginx_shipper_kafka_invalid_lines_total{action="counted"});
+//     truncated); without a dead_letter_topic it is acknowledged with the
+//     batch and counted
+//     (nginx_shipper_kafka_invalid_lines_total{action="counted"});
 //   - a record the brokers reject for good (too large, not authorized,
 //     unknown topic, any non-retriable error): its raw line is produced to
 //     dead_letter_topic, with the reason and source_topic headers, by the

@@ -344,15 +344,23 @@ func TestRejectedWithoutDeadLetterIsNotAcknowledged(t *testing.T) {
 				c.KeepControl()
 				return produceError(req, "", kerr.TopicAuthorizationFailed.Code), nil, true
 			})
-			b := e.batch(testSource, line{value: `{"a":1}`})
+			// Two events that fail and, without a dead-letter topic, an
+			// invalid line that is only counted: the batch completes
+			// once, with the failure (the failed events are Done one by
+			// one, the counted one with the batch).
+			lines := []line{{value: `{"a":1}`}, {value: `{"a":2}`}}
+			if dlq == "" {
+				lines = append(lines, line{raw: "bad", err: errors.New("no match")})
+			}
+			b := e.batch(testSource, lines...)
 			e.mustSend(b)
 			err := e.waitDone(20*time.Second, b)[0]
 			if !errors.Is(err, ErrRejected) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
 				t.Fatalf("Done(%v), want ErrRejected wrapping TOPIC_AUTHORIZATION_FAILED", err)
 			}
 			if got := metricValue(t, e.reg, "nginx_shipper_kafka_rejected_records_total",
-				"reason", "TOPIC_AUTHORIZATION_FAILED", "action", "failed"); got != 1 {
-				t.Errorf("rejected_records_total{failed} = %v, want 1", got)
+				"reason", "TOPIC_AUTHORIZATION_FAILED", "action", "failed"); got != 2 {
+				t.Errorf("rejected_records_total{failed} = %v, want 2", got)
 			}
 		})
 	}
