@@ -167,49 +167,86 @@ func (s *stream) complete(fl *flight, err error) {
 }
 
 // budget bounds the bytes in flight. acquire blocks while the budget is
-// spent; release wakes the waiters.
+// spent; waiters are served first come, first served, so a reader with a
+// large batch is not overtaken for ever by readers with small ones.
 type budget struct {
-	mu   sync.Mutex
-	used int64
-	max  int64
-	wake chan struct{}
+	mu      sync.Mutex
+	used    int64
+	max     int64
+	waiters []*budgetWaiter // FIFO
 }
 
-func newBudget(max int64) *budget { return &budget{max: max, wake: make(chan struct{})} }
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{} // closed when the bytes were granted
+}
+
+func newBudget(max int64) *budget { return &budget{max: max} }
 
 // acquire takes n bytes (at most max: a single huge batch still passes once
 // the budget is empty).
 func (b *budget) acquire(ctx context.Context, n int64) error {
 	n = min(n, b.max)
-	for {
-		b.mu.Lock()
-		if b.used+n <= b.max {
-			b.used += n
-			b.mu.Unlock()
-			return nil
-		}
-		w := b.wake
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.used+n <= b.max {
+		b.used += n
 		b.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
+		return nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-w.ready: // granted meanwhile: give it back
+		b.used -= n
+	default:
+		for i, x := range b.waiters {
+			if x == w {
+				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+				break
+			}
 		}
 	}
+	b.grant() // those behind it may fit now
+	return ctx.Err()
 }
 
 func (b *budget) release(n int64) {
 	n = min(n, b.max)
 	b.mu.Lock()
 	b.used -= n
-	w := b.wake
-	b.wake = make(chan struct{})
+	b.grant()
 	b.mu.Unlock()
-	close(w)
+}
+
+// grant hands the budget to the waiters at the head of the queue that fit.
+// b.mu is held.
+func (b *budget) grant() {
+	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.max {
+		w := b.waiters[0]
+		b.waiters[0] = nil
+		b.waiters = b.waiters[1:]
+		b.used += w.n
+		close(w.ready)
+	}
 }
 
 func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// queued is the number of acquires waiting.
+func (b *budget) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiters)
 }

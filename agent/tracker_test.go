@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
@@ -192,5 +194,86 @@ func TestTrackerConcurrentAcks(t *testing.T) {
 	wg.Wait()
 	if got := env.offset(); got != off {
 		t.Fatalf("offset %d, want %d", got, off)
+	}
+}
+
+// TestBudgetIsFirstComeFirstServed: a large acquire waiting for the budget
+// is not overtaken by smaller ones that arrive after it and would fit,
+// however many there are; it is served as soon as it fits.
+func TestBudgetIsFirstComeFirstServed(t *testing.T) {
+	b := newBudget(100)
+	ctx := context.Background()
+	if err := b.acquire(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan error, 1)
+	go func() { big <- b.acquire(ctx, 80) }()
+	// Wait until the big acquire is queued.
+	for deadline := time.Now().Add(10 * time.Second); b.queued() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the big acquire never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A small one arrives after it: it fits (60+30 <= 100) but must wait.
+	small := make(chan error, 1)
+	go func() { small <- b.acquire(ctx, 30) }()
+	for deadline := time.Now().Add(10 * time.Second); b.queued() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the small acquire did not queue behind the big one (in use %d)", b.inUse())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.release(60)
+	if err := <-big; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-small:
+		t.Fatal("the small acquire got the budget while the big one held 80 of 100")
+	default:
+	}
+	b.release(80)
+	if err := <-small; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.inUse(); got != 30 {
+		t.Fatalf("in use %d, want 30", got)
+	}
+}
+
+// TestBudgetCancelledWaiterLetsOthersThrough: a waiter at the head of the
+// queue that gives up (its ctx ends) does not block those behind it.
+func TestBudgetCancelledWaiterLetsOthersThrough(t *testing.T) {
+	b := newBudget(100)
+	if err := b.acquire(context.Background(), 50); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	big := make(chan error, 1)
+	go func() { big <- b.acquire(ctx, 90) }()
+	for deadline := time.Now().Add(10 * time.Second); b.queued() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the big acquire never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	small := make(chan error, 1)
+	go func() { small <- b.acquire(context.Background(), 40) }()
+	for deadline := time.Now().Add(10 * time.Second); b.queued() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the small acquire did not queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-big; err == nil {
+		t.Fatal("the cancelled acquire succeeded")
+	}
+	if err := <-small; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.inUse(); got != 90 {
+		t.Fatalf("in use %d, want 90", got)
 	}
 }
