@@ -131,6 +131,9 @@ type result struct {
 	// brokerCPU is the Kafka broker's CPU (user + system) from the start
 	// of the agent (or producer) until the last line arrived.
 	brokerCPU time.Duration
+	// machineBusy is the whole machine's busy CPU over the same span, in
+	// cores (of runtime.NumCPU).
+	machineBusy float64
 }
 
 func (r result) rate() float64       { return float64(r.lines) / r.dur.Seconds() }
@@ -252,6 +255,9 @@ func (r result) line() string {
 	if r.brokerCPU > 0 {
 		broker = fmt.Sprintf(", broker %3.0f%% of a core", r.brokerPct())
 	}
+	if r.machineBusy > 0 {
+		broker += fmt.Sprintf(", machine %3.0f%% of %d cores busy", 100*r.machineBusy/float64(runtime.NumCPU()), runtime.NumCPU())
+	}
 	return fmt.Sprintf("%6.2fs %9.0f lines/s, CPU %6.2fs %9.0f lines/CPU-s, peak RSS %6.1f MiB%s, %s",
 		r.dur.Seconds(), r.rate(), r.cpuSeconds(), r.perCPU(), r.rssMiB(), broker, checkText(r.check))
 }
@@ -300,10 +306,17 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 		}
 		return fmt.Sprintf("%5.0f%%", b)
 	}
-	fmt.Printf("%-12s %-20s %11s %5s %6s %8s %12s %5s %9s %6s  %s\n", "case", "sinks", "lines/s", "xceil", "MB/s", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "broker", "exactly once")
+	busy := func(rs []result) string {
+		m := median(rs, func(r result) float64 { return r.machineBusy })
+		if m == 0 {
+			return "      -"
+		}
+		return fmt.Sprintf("%6.0f%%", 100*m)
+	}
+	fmt.Printf("%-12s %-20s %11s %5s %6s %8s %12s %5s %9s %6s %7s  %s\n", "case", "sinks", "lines/s", "xceil", "MB/s", "CPU s", "lines/CPU-s", "xceil", "RSS MiB", "broker", "machine", "exactly once")
 	if len(ceiling) > 0 {
-		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
-			ceilRate*avgLine/1e6, median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), brk(ceiling), okText(ceiling))
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s %7s  %s\n", "ceiling", "bare franz-go, raw", ceilRate, "1.00",
+			ceilRate*avgLine/1e6, median(ceiling, cpu), ceilPer, "1.00", median(ceiling, rss), brk(ceiling), busy(ceiling), okText(ceiling))
 	}
 	var notes []string
 	for _, c := range cases {
@@ -313,9 +326,9 @@ func printTable(o options, cases []benchCase, ceiling []result, results map[stri
 				o.pacedRate, o.pacedFor, median(rs, func(r result) float64 { return r.cpuPct }), median(rs, rss), okText(rs)))
 			continue
 		}
-		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s  %s\n", c.name, c.describe(),
+		fmt.Printf("%-12s %-20s %11.0f %5s %6.1f %8.2f %12.0f %5s %9.1f %6s %7s  %s\n", c.name, c.describe(),
 			median(rs, rate), ratio(median(rs, rate), ceilRate), median(rs, rate)*avgEvent/1e6, median(rs, cpu), median(rs, per),
-			ratio(median(rs, per), ceilPer), median(rs, rss), brk(rs), okText(rs))
+			ratio(median(rs, per), ceilPer), median(rs, rss), brk(rs), busy(rs), okText(rs))
 	}
 	// Issue 8's targets (for 2 cores).
 	fmt.Println("\ntargets (issue 8, 2 cores):")

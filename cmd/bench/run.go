@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,6 +188,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3Access, "AWS_SECRET_ACCESS_KEY="+s3Secret,
 		"AWS_REGION="+s3Region, "AWS_EC2_METADATA_DISABLED=true")
 	brokerCPU0 := kafkaProc.cpu()
+	machine0 := readMachineCPU()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start the agent: %w", err)
@@ -284,6 +286,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	}
 	res.dur = time.Since(start)
 	res.lines = n
+	res.machineBusy = readMachineCPU().busySince(machine0)
 	if kafkaProc != nil {
 		res.brokerCPU = kafkaProc.cpu() - brokerCPU0
 		kafkaProc.stopProfile()
@@ -466,6 +469,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	cmd := exec.Command(self, "produce", "-broker", broker, "-topic", benchTopic, "-file", b.data)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	brokerCPU0 := p.cpu()
+	machine0 := readMachineCPU()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -486,6 +490,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		if got >= n {
 			done = time.Since(start)
 			res.brokerCPU = p.cpu() - brokerCPU0
+			res.machineBusy = readMachineCPU().busySince(machine0)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -507,6 +512,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 			}
 			done = time.Since(start)
 			res.brokerCPU = p.cpu() - brokerCPU0
+			res.machineBusy = readMachineCPU().busySince(machine0)
 			exited <- nil
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -515,7 +521,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		return res, fmt.Errorf("producer: %v: %s", err, out.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak(), brokerCPU: res.brokerCPU}
+	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak(), brokerCPU: res.brokerCPU, machineBusy: res.machineBusy}
 	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, true)
 	return res, nil
 }
@@ -731,4 +737,39 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "  | " + strings.Join(lines, "\n  | ")
+}
+
+// machineCPU is /proc/stat's first line: jiffies busy and in all.
+type machineCPU struct{ busy, total int64 }
+
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return machineCPU{}
+	}
+	var m machineCPU
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest times are counted in user already
+			break
+		}
+		m.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.busy += n
+		}
+	}
+	return m
+}
+
+// busySince is the busy CPU between then and m, in cores.
+func (m machineCPU) busySince(then machineCPU) float64 {
+	if m.total <= then.total || then.total == 0 {
+		return 0
+	}
+	return float64(m.busy-then.busy) / float64(m.total-then.total) * float64(runtime.NumCPU())
 }
