@@ -549,7 +549,7 @@ func (a *Agent) logParseError(in *input, path string, off int64, err error) {
 // content as a generation, in case it is truncated again before h wakes.
 func (a *Agent) noteGeneration(h *harvester, path string, k fileKey) {
 	stale := 2 * max(a.cfg.PollInterval.Duration, a.cfg.ScanInterval.Duration, time.Second)
-	if time.Since(time.Unix(0, h.checkedAt.Load())) < stale {
+	if h.sinceCheck() < stale {
 		return
 	}
 	f, err := os.Open(path)
@@ -565,15 +565,13 @@ func (a *Agent) noteGeneration(h *harvester, path string, k fileKey) {
 	if err != nil || n != fingerprintLen {
 		return
 	}
-	if e := a.reg.peek(k); e != nil {
-		a.reg.mu.Lock()
-		same := e.FP == fp || e.FPLen < fingerprintLen
-		a.reg.mu.Unlock()
-		if same {
-			return
-		}
+	a.reg.mu.Lock()
+	e := a.reg.entries[k]
+	same := e != nil && (e.FP == fp || e.FPLen < fingerprintLen) // a short fingerprint cannot tell
+	a.reg.mu.Unlock()
+	if !same {
+		h.noteGen(fp)
 	}
-	h.noteGen(fp)
 }
 
 // findCopy looks, after a truncation, for the copy logrotate made of the

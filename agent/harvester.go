@@ -64,7 +64,6 @@ type harvester struct {
 	rotatedAt  time.Time // when rotated was found
 	lastGrowth time.Time // when the file's size last changed (seen by check)
 	lastSize   int64     // the size check last saw
-	lastCheck  time.Time
 	fl         *flight   // batch being built
 	flAt       time.Time // when fl was started
 	timer      *time.Timer
@@ -72,14 +71,20 @@ type harvester struct {
 	head    []byte // the file's first bytes, as covered by its fingerprint
 	scratch []byte // for comparing them again
 
-	// checkedAt (unix ns) is when check last ran. A reader blocked on
-	// backpressure does not check; meanwhile the scan notes each new
-	// content (generation) it sees at the reader's path in gens, so that
-	// if the file is truncated more than once before the reader wakes, the
-	// copies of the generations it never saw are read too.
+	// checkedAt (unix ns) is when check last ran; the scan reads it too.
+	// A reader blocked on backpressure does not check; meanwhile the scan
+	// notes each new content (generation) it sees at the reader's path in
+	// gens, so that if the file is truncated more than once before the
+	// reader wakes, the copies of the generations it never saw are read
+	// too.
 	checkedAt atomic.Int64
 	genMu     sync.Mutex
 	gens      []string // fingerprints (full length), oldest first
+}
+
+// sinceCheck is how long ago check last ran.
+func (h *harvester) sinceCheck() time.Duration {
+	return time.Since(time.Unix(0, h.checkedAt.Load()))
 }
 
 // maxGens bounds the generations noted for a blocked reader.
@@ -156,7 +161,7 @@ func (h *harvester) run(ctx context.Context) {
 				}
 				h.consumeCounted()
 			}
-			if time.Since(h.lastCheck) > time.Second {
+			if h.sinceCheck() > time.Second {
 				if !h.check(ctx) {
 					return
 				}
@@ -439,8 +444,7 @@ func (h *harvester) flush(ctx context.Context) bool {
 // check looks at the file and its path: truncation (copytruncate), rename
 // and deletion.
 func (h *harvester) check(ctx context.Context) bool {
-	h.lastCheck = time.Now()
-	h.checkedAt.Store(h.lastCheck.UnixNano())
+	h.checkedAt.Store(time.Now().UnixNano())
 	fi, err := h.f.Stat()
 	if err != nil {
 		h.log.Error("stat of open file failed", "err", err)
