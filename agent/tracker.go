@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -207,12 +208,8 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	case <-w.ready: // granted meanwhile: give it back
 		b.used -= n
 	default:
-		for i, x := range b.waiters {
-			if x == w {
-				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-				break
-			}
-		}
+		i := slices.Index(b.waiters, w)
+		b.waiters = slices.Delete(b.waiters, i, i+1)
 	}
 	b.grant() // those behind it may fit now
 	return ctx.Err()
@@ -242,11 +239,4 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
-}
-
-// queued is the number of acquires waiting.
-func (b *budget) queued() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.waiters)
 }

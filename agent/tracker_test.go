@@ -197,6 +197,25 @@ func TestTrackerConcurrentAcks(t *testing.T) {
 	}
 }
 
+// acquireQueued starts b.acquire(ctx, n) and waits until it is the
+// wantQueued-th waiter. Its result arrives on the returned channel.
+func acquireQueued(t *testing.T, b *budget, ctx context.Context, n int64, wantQueued int) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- b.acquire(ctx, n) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		q := len(b.waiters)
+		b.mu.Unlock()
+		if q >= wantQueued {
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acquire(%d) did not wait: %d waiting, %d of %d in use", n, q, b.inUse(), b.max)
+		}
+	}
+}
+
 // TestBudgetIsFirstComeFirstServed: a large acquire waiting for the budget
 // is not overtaken by smaller ones that arrive after it and would fit,
 // however many there are; it is served as soon as it fits.
@@ -206,24 +225,9 @@ func TestBudgetIsFirstComeFirstServed(t *testing.T) {
 	if err := b.acquire(ctx, 60); err != nil {
 		t.Fatal(err)
 	}
-	big := make(chan error, 1)
-	go func() { big <- b.acquire(ctx, 80) }()
-	// Wait until the big acquire is queued.
-	for deadline := time.Now().Add(10 * time.Second); b.queued() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the big acquire never waited")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	big := acquireQueued(t, b, ctx, 80, 1)
 	// A small one arrives after it: it fits (60+30 <= 100) but must wait.
-	small := make(chan error, 1)
-	go func() { small <- b.acquire(ctx, 30) }()
-	for deadline := time.Now().Add(10 * time.Second); b.queued() < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the small acquire did not queue behind the big one (in use %d)", b.inUse())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	small := acquireQueued(t, b, ctx, 30, 2)
 	b.release(60)
 	if err := <-big; err != nil {
 		t.Fatal(err)
@@ -250,22 +254,8 @@ func TestBudgetCancelledWaiterLetsOthersThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	big := make(chan error, 1)
-	go func() { big <- b.acquire(ctx, 90) }()
-	for deadline := time.Now().Add(10 * time.Second); b.queued() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the big acquire never waited")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	small := make(chan error, 1)
-	go func() { small <- b.acquire(context.Background(), 40) }()
-	for deadline := time.Now().Add(10 * time.Second); b.queued() < 2; {
-		if time.Now().After(deadline) {
-			t.Fatal("the small acquire did not queue")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	big := acquireQueued(t, b, ctx, 90, 1)
+	small := acquireQueued(t, b, context.Background(), 40, 2)
 	cancel()
 	if err := <-big; err == nil {
 		t.Fatal("the cancelled acquire succeeded")
