@@ -116,11 +116,7 @@ func (b *Batch) Arm(nSinks int, onDone func(*Batch, error)) {
 // same as calling Done(err) on each event. A sink that acknowledges a whole
 // batch together (the S3 spool after fsync) uses it. On an empty batch it
 // does nothing.
-func (b *Batch) DoneAll(err error) {
-	if len(b.Events) > 0 {
-		b.done(err, int64(len(b.Events)))
-	}
-}
+func (b *Batch) DoneAll(err error) { b.DoneN(err, len(b.Events)) }
 
 // DoneN acknowledges n of the batch's events for one sink at once, without
 // naming them: the same as calling Done(err) on n events whose Done the sink
