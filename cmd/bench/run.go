@@ -187,8 +187,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3Access, "AWS_SECRET_ACCESS_KEY="+s3Secret,
 		"AWS_REGION="+s3Region, "AWS_EC2_METADATA_DISABLED=true")
-	brokerCPU0 := kafkaProc.cpu()
-	machine0 := readMachineCPU()
+	u := startUsage(kafkaProc)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start the agent: %w", err)
@@ -286,11 +285,8 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	}
 	res.dur = time.Since(start)
 	res.lines = n
-	res.machineBusy = readMachineCPU().busySince(machine0)
-	if kafkaProc != nil {
-		res.brokerCPU = kafkaProc.cpu() - brokerCPU0
-		kafkaProc.stopProfile()
-	}
+	u.end(&res)
+	kafkaProc.stopProfile()
 	profWG.Wait()
 	if profErr != nil {
 		return res, fmt.Errorf("profile: %w", profErr)
@@ -468,8 +464,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	var out bytes.Buffer
 	cmd := exec.Command(self, "produce", "-broker", broker, "-topic", benchTopic, "-file", b.data)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	brokerCPU0 := p.cpu()
-	machine0 := readMachineCPU()
+	u := startUsage(p)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -489,8 +484,6 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 		}
 		if got >= n {
 			done = time.Since(start)
-			res.brokerCPU = p.cpu() - brokerCPU0
-			res.machineBusy = readMachineCPU().busySince(machine0)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -511,17 +504,17 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 				return res, fmt.Errorf("the producer finished but the topic has %d of %d records", got, n)
 			}
 			done = time.Since(start)
-			res.brokerCPU = p.cpu() - brokerCPU0
-			res.machineBusy = readMachineCPU().busySince(machine0)
 			exited <- nil
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	u.end(&res)
 	if err := <-exited; err != nil {
 		return res, fmt.Errorf("producer: %v: %s", err, out.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	res = result{lines: b.o.lines, dur: done, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssKiB: hwm.peak(), brokerCPU: res.brokerCPU, machineBusy: res.machineBusy}
+	res.lines, res.dur, res.rssKiB = b.o.lines, done, hwm.peak()
+	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, true)
 	return res, nil
 }
@@ -739,6 +732,25 @@ func tail(path string, n int) string {
 	return "  | " + strings.Join(lines, "\n  | ")
 }
 
+// usage measures, from startUsage to end, the broker's CPU (when there is
+// a broker) and how busy the whole machine was.
+type usage struct {
+	broker   *proc
+	broker0  time.Duration
+	machine0 machineCPU
+}
+
+func startUsage(broker *proc) usage {
+	return usage{broker: broker, broker0: broker.cpu(), machine0: readMachineCPU()}
+}
+
+func (u usage) end(res *result) {
+	res.machineBusy = readMachineCPU().busySince(u.machine0)
+	if u.broker != nil {
+		res.brokerCPU = u.broker.cpu() - u.broker0
+	}
+}
+
 // machineCPU is /proc/stat's first line: jiffies busy and in all.
 type machineCPU struct{ busy, total int64 }
 
@@ -749,15 +761,14 @@ func readMachineCPU() machineCPU {
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	f := strings.Fields(string(line))
-	if len(f) < 8 || f[0] != "cpu" {
+	if len(f) < 9 || f[0] != "cpu" {
 		return machineCPU{}
 	}
 	var m machineCPU
-	for i, v := range f[1:] {
+	// user nice system idle iowait irq softirq steal; guest times are in
+	// user already.
+	for i, v := range f[1:9] {
 		n, _ := strconv.ParseInt(v, 10, 64)
-		if i >= 8 { // guest times are counted in user already
-			break
-		}
 		m.total += n
 		if i != 3 && i != 4 { // idle, iowait
 			m.busy += n

@@ -32,8 +32,11 @@ type proc struct {
 	exited chan struct{}
 }
 
+// started reports whether p is a process that was started.
+func (p *proc) started() bool { return p != nil && p.cmd != nil && p.cmd.Process != nil }
+
 func (p *proc) stop() {
-	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+	if !p.started() {
 		return
 	}
 	select {
@@ -52,7 +55,7 @@ func (p *proc) stop() {
 
 // cpu is the process's CPU time so far (0 for no process).
 func (p *proc) cpu() time.Duration {
-	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+	if !p.started() {
 		return 0
 	}
 	d, _ := procCPU(p.cmd.Process.Pid)
@@ -61,7 +64,7 @@ func (p *proc) cpu() time.Duration {
 
 // stopProfile makes devkafka stop its CPU profile (SIGUSR1).
 func (p *proc) stopProfile() {
-	if p != nil && p.cmd != nil && p.cmd.Process != nil {
+	if p.started() {
 		_ = p.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 }
