@@ -20,11 +20,10 @@ import (
 )
 
 // discardAPI stores nothing: it reads each body and records its size (and,
-// with keep, the body by key).
+// when bodies is not nil, the body by key).
 type discardAPI struct {
 	mu     sync.Mutex
 	sizes  []int64
-	keep   bool
 	bodies map[string][]byte
 }
 
@@ -35,10 +34,7 @@ func (d *discardAPI) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...
 	}
 	d.mu.Lock()
 	d.sizes = append(d.sizes, int64(len(b)))
-	if d.keep {
-		if d.bodies == nil {
-			d.bodies = map[string][]byte{}
-		}
+	if d.bodies != nil {
 		d.bodies[aws.ToString(in.Key)] = b
 	}
 	d.mu.Unlock()

@@ -157,7 +157,7 @@ func TestValuesReadInPlaceUntilAck(t *testing.T) {
 			} else {
 				cfg.BatchMaxEvents = maxEvents
 			}
-			api := &discardAPI{keep: true}
+			api := &discardAPI{bodies: map[string][]byte{}}
 			h := newHarness(t, cfg, api)
 			var mu sync.Mutex
 			acked, scribbled := 0, 0
