@@ -115,18 +115,20 @@ func TestCut(t *testing.T) {
 func valueBatch(src *sinks.Source, first, n int, now time.Time, onDone func(*sinks.Batch, error)) (*sinks.Batch, []string, []string) {
 	b := sinks.NewBatch(src)
 	var arena []byte
+	ends := make([]int, 0, n)
 	for i := first; i < first+n; i++ {
 		arena = append(arena, jsonEvent(i, now)...)
+		ends = append(ends, len(arena))
 	}
 	var lines, dead []string
 	off := 0
-	for i := first; i < first+n; i++ {
+	for j, end := range ends {
+		v := arena[off:end:end]
+		off = end
+		i := first + j
 		e := b.Add()
 		e.Time = now.Add(time.Duration(i%2) * time.Hour)
 		e.Offset = int64(i * 400)
-		l := len(jsonEvent(i, now))
-		v := arena[off : off+l : off+l]
-		off += l
 		if i%7 == 3 {
 			e.Err = errors.New("no match")
 			e.Raw = v
@@ -165,18 +167,18 @@ func TestValuesReadInPlaceUntilAck(t *testing.T) {
 				if err != nil {
 					t.Errorf("ack: %v", err)
 				}
+				n := 0
 				for i := range b.Events {
 					e := &b.Events[i]
 					for _, p := range [][]byte{e.Value, e.Raw} {
 						for j := range p {
 							p[j] = 'X'
 						}
+						n += len(p)
 					}
 				}
 				mu.Lock()
-				for i := range b.Events {
-					scribbled += len(b.Events[i].Value) + len(b.Events[i].Raw)
-				}
+				scribbled += n
 				acked++
 				mu.Unlock()
 			}
