@@ -67,14 +67,11 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 		s.batches++
 	}
 	s.maxN = max(s.maxN, len(b.Events))
-	nb := 0
-	for i := range b.Events {
-		nb += len(b.Events[i].Value)
-	}
-	s.maxB = max(s.maxB, nb)
+	nb := 0 // value bytes
 	var errs []error
 	for i := range b.Events {
 		ev := &b.Events[i]
+		nb += len(ev.Value)
 		var err error
 		if ev.Err != nil {
 			c := *ev
@@ -100,6 +97,7 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 		}
 		errs = append(errs, err)
 	}
+	s.maxB = max(s.maxB, nb)
 	if s.hold {
 		s.held = append(s.held, b)
 		s.mu.Unlock()

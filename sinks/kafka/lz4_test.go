@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// lz4Inputs are batch-like inputs: empty, tiny, JSON text across several
-// blocks, incompressible bytes, and a mix.
+// lz4Inputs are batch-like inputs: empty, tiny, exactly one block, JSON
+// text across several blocks, incompressible bytes, and a mix.
 func lz4Inputs(t testing.TB) map[string][]byte {
 	var js strings.Builder
 	for i := 0; js.Len() < 300<<10; i++ {
@@ -30,7 +30,7 @@ func lz4Inputs(t testing.TB) map[string][]byte {
 		"one byte":    {'x'},
 		"short":       []byte(`{"a":1}`),
 		"json":        []byte(js.String()),
-		"exact 64k":   []byte(js.String()[:lz4BlockSize]),
+		"one block":   []byte(js.String()[:lz4BlockSize]),
 		"random":      random,
 		"json+random": append([]byte(js.String()[:100<<10]), random[:100<<10]...),
 	}
@@ -59,7 +59,7 @@ func TestLZ4Frame(t *testing.T) {
 	}
 
 	// The descriptor checksum: pierrec writes the same FLG/BD for
-	// independent 64 KiB blocks without checksums; its HC byte must equal
+	// independent 256 KiB blocks without checksums; its HC byte must equal
 	// ours.
 	var ref bytes.Buffer
 	w := lz4.NewWriter(&ref)
