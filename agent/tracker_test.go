@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/e2e"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
 
@@ -203,17 +205,13 @@ func acquireQueued(t *testing.T, b *budget, ctx context.Context, n int64, wantQu
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- b.acquire(ctx, n) }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	e2e.WaitFor(t, 10*time.Second, fmt.Sprintf("acquire(%d) to queue", n), func() (bool, string) {
 		b.mu.Lock()
 		q := len(b.waiters)
 		b.mu.Unlock()
-		if q >= wantQueued {
-			return done
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("acquire(%d) did not wait: %d waiting, %d of %d in use", n, q, b.inUse(), b.max)
-		}
-	}
+		return q >= wantQueued, fmt.Sprintf("%d waiting, %d of %d in use", q, b.inUse(), b.max)
+	})
+	return done
 }
 
 // TestBudgetIsFirstComeFirstServed: a large acquire waiting for the budget
