@@ -28,6 +28,9 @@ type Options struct {
 	// KeepRaw keeps every line's raw bytes in Event.Raw (a Kafka raw topic
 	// needs them). Without it Raw is set only for lines that did not parse.
 	KeepRaw bool
+	// Avro makes every parsed event carry its Avro encoding too
+	// (sinks.Event.Avro): the Kafka sink's value_format = "avro".
+	Avro bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -39,6 +42,9 @@ type input struct {
 	parsed      prometheus.Counter
 	parseErrors prometheus.Counter
 	longLines   prometheus.Counter
+	// schemaErrors counts parsed lines whose event does not fit its Avro
+	// schema (Options.Avro).
+	schemaErrors prometheus.Counter
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -54,6 +60,7 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
+	avro    bool
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
 
@@ -135,6 +142,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		open:    map[fileKey]*harvester{},
 		scanNow: make(chan struct{}, 1),
 		keepRaw: opts.KeepRaw,
+		avro:    opts.Avro,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
@@ -157,9 +165,10 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		l := strconv.Itoa(i)
 		a.inputs = append(a.inputs, &input{
 			idx: i, cfg: in, parser: parsers[i], format: name,
-			parsed:      a.m.eventsParsed.WithLabelValues(l),
-			parseErrors: a.m.parseErrors.WithLabelValues(l),
-			longLines:   a.m.longLines.WithLabelValues(l),
+			parsed:       a.m.eventsParsed.WithLabelValues(l),
+			parseErrors:  a.m.parseErrors.WithLabelValues(l),
+			longLines:    a.m.longLines.WithLabelValues(l),
+			schemaErrors: a.m.schemaErrors.WithLabelValues(l),
 		})
 	}
 	return a, nil

@@ -10,6 +10,7 @@ type metrics struct {
 	bytesRead     *prometheus.CounterVec // path
 	eventsParsed  *prometheus.CounterVec // input
 	parseErrors   *prometheus.CounterVec // input
+	schemaErrors  *prometheus.CounterVec // input
 	longLines     *prometheus.CounterVec // input
 	rotations     *prometheus.CounterVec // path, kind
 	lag           *prometheus.GaugeVec   // path
@@ -36,6 +37,8 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Lines parsed into events."}, []string{"input"}),
 		parseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "parse_errors_total",
 			Help: "Lines that did not match the input's log_format (sent to the dead-letter path)."}, []string{"input"}),
+		schemaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "schema_errors_total",
+			Help: "Parsed lines whose event does not fit its Avro schema (a value out of range; sent to the dead-letter path, stage schema)."}, []string{"input"}),
 		longLines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "long_lines_total",
 			Help: "Lines longer than max_line_bytes (sent to the dead-letter path, truncated)."}, []string{"input"}),
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rotations_total",
@@ -60,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "1 when the checkpoint file was corrupt at start: it was moved aside and files were read per read_from."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
+		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.schemaErrors, m.longLines, m.rotations, m.lag,
 			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt)
 	}
 	return m
