@@ -354,7 +354,7 @@ func hiveType(f Field) string {
 	case TypeRecord:
 		var parts []string
 		for _, m := range f.Fields {
-			parts = append(parts, "`"+m.Name+"`:"+hiveType(m))
+			parts = append(parts, m.Name+":"+hiveType(m))
 		}
 		return "struct<" + strings.Join(parts, ",") + ">"
 	}

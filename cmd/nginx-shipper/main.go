@@ -34,6 +34,8 @@ const usage = `usage:
   nginx-shipper validate [-c FILE] [--connect]   check a config file; --connect also reaches the sinks
   nginx-shipper parse --format FMT [--escape E] [FILE]
                                                  print the JSON events of log lines (stdin without FILE)
+  nginx-shipper schema (-c FILE | --format FMT [--escape E]) --as avro|json-schema|athena|hive
+                                                 the event schema of a log_format, or the S3 table DDL
   nginx-shipper version                          version, commit, Go version
 `
 
@@ -52,6 +54,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "parse":
 		return cmdParse(rest, stdin, stdout, stderr)
+	case "schema":
+		return cmdSchema(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0
