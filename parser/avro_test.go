@@ -262,3 +262,39 @@ func BenchmarkParseBoth(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAvroVsJSON times Parse (JSON) and ParseAvro in alternating
+// chunks of 1000 lines and reports the fastest chunk of each, per line:
+// on a shared, noisy machine the minimum over interleaved chunks compares
+// the two paths where separate benchmarks do not.
+func BenchmarkAvroVsJSON(b *testing.B) {
+	for _, bc := range benchCases {
+		b.Run(bc.name, func(b *testing.B) {
+			p := mustCompile(b, bc.format, Options{KeyField: "remote_addr"})
+			line := []byte(bc.line)
+			meta := Meta{Host: "web-1", File: "/var/log/nginx/access.log", Offset: 123456}
+			var r Result
+			js, _ := p.Parse(nil, line, meta, &r)
+			av, _ := p.ParseAvro(nil, line, meta, &r)
+			const chunk = 1000
+			bestJSON, bestAvro := time.Duration(1<<62), time.Duration(1<<62)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				for j := 0; j < chunk; j++ {
+					js, _ = p.Parse(js[:0], line, meta, &r)
+				}
+				t1 := time.Now()
+				for j := 0; j < chunk; j++ {
+					av, _ = p.ParseAvro(av[:0], line, meta, &r)
+				}
+				t2 := time.Now()
+				bestJSON, bestAvro = min(bestJSON, t1.Sub(t0)), min(bestAvro, t2.Sub(t1))
+			}
+			b.ReportMetric(float64(bestJSON.Nanoseconds())/chunk, "json-ns/line")
+			b.ReportMetric(float64(bestAvro.Nanoseconds())/chunk, "avro-ns/line")
+			b.ReportMetric(float64(len(js)), "json-B/event")
+			b.ReportMetric(float64(len(av)), "avro-B/event")
+		})
+	}
+}
