@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,6 +233,90 @@ func TestE2EAvroOutsideConsumer(t *testing.T) {
 	}
 	if stages[kafka.StageParse] != bad[0] || stages[kafka.StageSchema] != bad[1] {
 		t.Fatalf("dead-letter records by stage: %q, want parse %q and schema %q", stages, bad[0], bad[1])
+	}
+	if code := p.Term(60 * time.Second); code != 0 {
+		t.Errorf("nginx-shipper exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestE2EAvroReloadRegistersNewVersion: the schema is registered at start
+// and again on reload (SIGHUP), never per record: a log_format that gained
+// $request_id and a header becomes version 2 of the subject (BACKWARD, the
+// checking registry's default), and the records written after the reload
+// carry its id.
+func TestE2EAvroReloadRegistersNewVersion(t *testing.T) {
+	skipShort(t)
+	k := e2e.StartKafka(t, "nginx-access", "nginx-access-invalid")
+	posts := 0
+	var postsMu sync.Mutex
+	reg := devregistry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			postsMu.Lock()
+			posts++
+			postsMu.Unlock()
+		}
+		reg.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "access.log")
+	line1 := `127.0.0.1 - - [25/Nov/2026:15:04:05 +0000] "GET /one HTTP/1.1" 200 5 "-" "curl"` + "\n"
+	if err := os.WriteFile(log, []byte(strings.Repeat(line1, 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &e2e.Config{
+		Hostname: e2e.Hostname, DataDir: filepath.Join(dir, "data"), MetricsListen: e2e.FreeAddr(t),
+		ScanInterval: "100ms", PollInterval: "50ms", CheckpointInterval: "200ms", ShutdownTimeout: "20s",
+		Inputs: []e2e.Input{{Paths: []string{log}, Format: "combined"}},
+		Kafka: &e2e.KafkaSink{Brokers: k.Brokers, Topic: "nginx-access", Key: "remote_addr", Compression: "gzip",
+			DeadLetterTopic: "nginx-access-invalid", ValueFormat: kafka.ValueAvro, RegistryURL: srv.URL},
+	}
+	p := e2e.StartShipper(t, e2e.Shipper(t), cfg)
+	rcl, _ := sr.NewClient(sr.URLs(srv.URL))
+	ctx := context.Background()
+	cons := k.Consume(t, "nginx-access")
+	idsOf := func(n int) map[int]int {
+		e2e.WaitFor(t, 60*time.Second, fmt.Sprintf("%d records", n), func() (bool, string) {
+			return cons.Len() >= n, fmt.Sprintf("%d records", cons.Len())
+		})
+		ids := map[int]int{}
+		for _, v := range cons.Values() {
+			ids[int(binary.BigEndian.Uint32(v[1:5]))]++
+		}
+		return ids
+	}
+	if ids := idsOf(50); len(ids) != 1 || ids[1] != 50 {
+		t.Fatalf("schema ids of the first 50 records: %v, want all 1", ids)
+	}
+	postsMu.Lock()
+	before := posts
+	postsMu.Unlock()
+	if before != 1 {
+		t.Fatalf("%d POSTs to the registry for 50 records, want 1 (the registration)", before)
+	}
+
+	combined, _ := parser.Builtin("combined")
+	cfg.Inputs[0].Format = combined + ` "$http_x_forwarded_for" $request_id`
+	if err := os.WriteFile(p.Config, []byte(cfg.Render()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	e2e.WaitFor(t, 30*time.Second, "version 2 of nginx-access-value", func() (bool, string) {
+		vs, err := rcl.SubjectVersions(ctx, "nginx-access-value")
+		return len(vs) == 2, fmt.Sprintf("versions %v, %v", vs, err)
+	})
+	line2 := strings.TrimSuffix(line1, "\n") + ` "10.0.0.1" 0123456789abcdef0123456789abcdef` + "\n"
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(strings.Repeat(line2, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if ids := idsOf(60); ids[1] != 50 || ids[2] != 10 {
+		t.Fatalf("schema ids of the 60 records: %v, want 50 with id 1 and 10 with id 2", ids)
 	}
 	if code := p.Term(60 * time.Second); code != 0 {
 		t.Errorf("nginx-shipper exited %d after SIGTERM, want 0", code)
