@@ -186,7 +186,7 @@ func BenchmarkUpload(b *testing.B) {
 			b.SetBytes(tc.size)
 			b.ResetTimer()
 			for range b.N {
-				if err := s.uploadOnce(context.Background(), bf); err != nil {
+				if err := s.uploadOnce(context.Background(), bf, &pqConverter{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -27,6 +27,10 @@ type metrics struct {
 	compactions     prometheus.Counter
 	recoveredTorn   prometheus.Counter
 	recoveredBatchs prometheus.Counter
+	pqConverted     prometheus.Counter
+	pqErrors        prometheus.Counter
+	pqDropped       prometheus.Counter
+	pqSeconds       prometheus.Counter
 }
 
 func newMetrics(oldest func() float64) *metrics {
@@ -64,6 +68,10 @@ func newMetrics(oldest func() float64) *metrics {
 		compactions:     c("spool_compactions_total", "Closed batches of many small gzip members rewritten as one before upload."),
 		recoveredTorn:   c("spool_recovered_torn_bytes_total", "Bytes cut from torn open batches at start (never acknowledged)."),
 		recoveredBatchs: c("spool_recovered_batches_total", "Batches found in the spool at start."),
+		pqConverted:     c("parquet_conversions_total", "Closed batches converted to a Parquet object (format parquet)."),
+		pqErrors:        c("parquet_conversion_errors_total", "Conversions to Parquet that failed (the upload is retried)."),
+		pqDropped:       c("parquet_dropped_values_total", "JSON values with no Parquet column (a field not in the input's schema) or of the wrong type; written as null or left out."),
+		pqSeconds:       c("parquet_conversion_seconds_total", "Time spent converting batches to Parquet."),
 	}
 }
 
@@ -75,7 +83,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.eventsSpooled, m.bytesSpooled, m.eventsInvalid, m.deadLetters,
 		m.commits, m.commitErrors, m.commitSeconds, m.sendBlocked, m.objects, m.bytesUploaded, m.uploadErrors,
 		m.uploadRetries, m.uploadSeconds, m.spoolBytes, m.spoolBatches, m.spoolOldestAge, m.spoolMaxBytes,
-		m.compactions, m.recoveredTorn, m.recoveredBatchs} {
+		m.compactions, m.recoveredTorn, m.recoveredBatchs, m.pqConverted, m.pqErrors, m.pqDropped, m.pqSeconds} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
 
@@ -72,7 +74,12 @@ type Sink struct {
 	prefixes   map[partKey]string
 	lastKey    partKey
 	lastPend   *pending
-	free       []*pending // emptied pending structs for partition to reuse
+	free       []*pending             // emptied pending structs for partition to reuse
+	schemas    map[int]*parser.Schema // format parquet: by input (UseSchemas)
+	noSchema   map[int]bool           // inputs already warned about
+
+	// pqCreate creates a converted Parquet file (tests inject faults).
+	pqCreate func(path string) (io.WriteCloser, error)
 
 	// Owned by the committer goroutine.
 	open map[string]*batchFile
@@ -107,6 +114,7 @@ type partKey struct {
 // owned (encoded by Send).
 type pending struct {
 	kind   kind
+	input  int
 	part   string // kind + rendered prefix
 	prefix string
 	vals   [][]byte
@@ -165,6 +173,9 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		closing:    make(chan struct{}),
 		commitDone: make(chan struct{}),
 		upDone:     make(chan struct{}),
+		schemas:    map[int]*parser.Schema{},
+		noSchema:   map[int]bool{},
+		pqCreate:   createFile,
 	}
 	s.prefix, _ = compileTemplate(cfg.Prefix)
 	if cfg.DeadLetterPrefix != "" {
@@ -203,6 +214,35 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 	}
 	go func() { s.upWG.Wait(); close(s.upDone) }()
 	return s, nil
+}
+
+// UseSchemas gives the event schema of every input, for format =
+// "parquet": a batch of an input's events becomes a Parquet object with
+// that schema's columns (kept in the batch's meta, so a batch spooled
+// before a restart or reload is converted with the schema its events were
+// written with). Call it before the first Send. An input without a schema
+// is shipped as gzip NDJSON, with a warning. With format json it does
+// nothing.
+func (s *Sink) UseSchemas(schemas []InputSchema) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range schemas {
+		sc := in.Schema
+		s.schemas[in.Input] = &sc
+	}
+}
+
+// schemaOf is the schema of input's events; nil (after a warning, once per
+// input) when UseSchemas gave none.
+func (s *Sink) schemaOf(input int) *parser.Schema {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := s.schemas[input]
+	if sc == nil && !s.noSchema[input] {
+		s.noSchema[input] = true
+		s.log.Warn("format parquet: no schema for this input; its objects are gzip NDJSON", "input", input)
+	}
+	return sc
 }
 
 // Name implements sinks.Sink.
@@ -340,7 +380,7 @@ func (s *Sink) partition(k kind, input int, t time.Time) *pending {
 		} else {
 			p = &pending{}
 		}
-		p.kind, p.prefix, p.part = k, prefix, string(k)+prefix
+		p.kind, p.input, p.prefix, p.part = k, input, prefix, string(k)+prefix
 		s.pend[key] = p
 	}
 	s.lastKey, s.lastPend = key, p
@@ -673,6 +713,12 @@ func (s *Sink) openBatch(p *pending) (*batchFile, error) {
 		Kind:    p.kind.String(),
 		Created: now,
 	}}
+	if p.kind == kindEvents && s.cfg.Format == FormatParquet {
+		if sc := s.schemaOf(p.input); sc != nil {
+			bf.meta.Format, bf.meta.Schema = FormatParquet, sc
+			bf.meta.Key = strings.TrimSuffix(bf.meta.Key, ".json.gz") + ".parquet"
+		}
+	}
 	mb, _ := json.Marshal(bf.meta)
 	dir := s.cfg.SpoolDir
 	if err := writeFileSync(dir, id+extMeta, mb); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
 // Spool files, all in Config.SpoolDir, named by batch id:
@@ -23,6 +25,7 @@ import (
 //	<id>.open   the open batch: concatenated gzip members, appended and fsynced
 //	<id>.ready  a closed batch waiting for upload (renamed from .open after fsync)
 //	<id>.tmp    scratch (meta being written, or a compaction); deleted at start
+//	<id>.parquet.tmp  the Parquet object converted for upload; deleted at start
 //
 // A batch is deleted (data file first, then meta) only after S3 confirmed it.
 const (
@@ -30,6 +33,9 @@ const (
 	extOpen  = ".open"
 	extReady = ".ready"
 	extTmp   = ".tmp"
+	// extParquet is the Parquet object converted from a closed batch for
+	// its upload; a .tmp like the others, so a start deletes it.
+	extParquet = ".parquet" + extTmp
 )
 
 // kind tells data-lake batches from dead-letter batches.
@@ -52,6 +58,10 @@ type batchMeta struct {
 	Key     string    `json:"key"`     // the object key
 	Kind    string    `json:"kind"`    // "events" or "dead_letter"
 	Created time.Time `json:"created"` // when the batch was opened
+	// Format "parquet": the batch (gzip NDJSON like any other) is
+	// converted with Schema at upload. "" is gzip NDJSON.
+	Format string         `json:"format,omitempty"`
+	Schema *parser.Schema `json:"schema,omitempty"`
 }
 
 // batchFile is one spooled batch, open or closed.
@@ -67,6 +77,9 @@ type batchFile struct {
 	events int
 	// members is the number of gzip members (group commits); 0 when unknown.
 	members int
+	// pq is the converted Parquet object (format parquet), kept across
+	// upload attempts; nil until converted.
+	pq *pqResult
 }
 
 func (bf *batchFile) path(dir, ext string) string { return filepath.Join(dir, bf.id+ext) }

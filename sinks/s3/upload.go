@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -76,6 +77,7 @@ func (s *Sink) Check(ctx context.Context) error {
 func (s *Sink) uploadLoop() {
 	defer s.upWG.Done()
 	ctx := s.upCtx
+	conv := &pqConverter{} // reused across this uploader's batches
 	for {
 		s.mu.Lock()
 		for len(s.ready) == 0 {
@@ -96,7 +98,13 @@ func (s *Sink) uploadLoop() {
 		s.ready = s.ready[1:]
 		s.uploading++
 		s.mu.Unlock()
-		if err := s.uploadRetrying(ctx, bf); err != nil {
+		err := s.uploadRetrying(ctx, bf, conv)
+		if bf.pq != nil {
+			// Converted again by whoever uploads the batch next.
+			os.Remove(bf.path(s.cfg.SpoolDir, extParquet))
+			bf.pq = nil
+		}
+		if err != nil {
 			s.mu.Lock()
 			s.uploading--
 			s.mu.Unlock()
@@ -120,19 +128,23 @@ func (s *Sink) uploadLoop() {
 
 // uploadRetrying uploads bf until it succeeds, waiting between attempts with
 // capped exponential backoff and jitter. It fails only when ctx is done.
-func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
+func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile, conv *pqConverter) error {
 	backoff := s.cfg.RetryMinBackoff.Duration
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			s.m.uploadRetries.Inc()
 		}
 		start := time.Now()
-		err := s.uploadOnce(ctx, bf)
+		err := s.uploadOnce(ctx, bf, conv)
 		if err == nil {
 			s.uploadFailing.Store(false)
 			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
 			s.m.objects.WithLabelValues(bf.meta.Kind).Inc()
-			s.m.bytesUploaded.Add(float64(bf.size))
+			if bf.pq != nil {
+				s.m.bytesUploaded.Add(float64(bf.pq.size))
+			} else {
+				s.m.bytesUploaded.Add(float64(bf.size))
+			}
 			if attempt > 1 {
 				s.log.Info("upload succeeded after retries", "key", bf.meta.Key, "attempts", attempt)
 			}
@@ -161,11 +173,14 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 // below multipart_threshold, else a multipart upload with a CRC-32 checksum
 // per part (S3 checks each). A closed batch of many small gzip members is
 // first rewritten as one member (smaller object, same lines).
-func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
+func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile, conv *pqConverter) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout.Duration)
 	defer cancel()
 	dir := s.cfg.SpoolDir
 	path := bf.path(dir, extReady)
+	if bf.meta.Format == FormatParquet {
+		return s.uploadParquet(ctx, bf, conv)
+	}
 	if bf.members > 1 && bf.raw/int64(bf.members) < compactBelow {
 		size, err := compactFile(dir, path, bf.path(dir, extTmp), s.cfg.CompressionLevel)
 		if err != nil {
@@ -181,34 +196,79 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
 		}
 		bf.members = 1
 	}
+	in := s.putInput(bf)
+	in.ContentType = aws.String("application/x-ndjson")
+	in.ContentEncoding = aws.String("gzip")
+	return s.put(ctx, in, path, bf.size, 0, false)
+}
+
+// uploadParquet converts the batch to a Parquet file beside it (once: the
+// file is kept for the next attempts, and deleted after the last one) and
+// uploads that file with its CRC-32. A crash during the conversion leaves a
+// torn .parquet.tmp that the next start deletes; nothing reaches S3 before
+// the file is complete, and S3 verifies the checksum of what it stores.
+func (s *Sink) uploadParquet(ctx context.Context, bf *batchFile, conv *pqConverter) error {
+	dir := s.cfg.SpoolDir
+	pqPath := bf.path(dir, extParquet)
+	if bf.pq == nil {
+		start := time.Now()
+		res, err := conv.convertFile(newPQPlan(*bf.meta.Schema), bf.path(dir, extReady), pqPath,
+			pqOptions{codec: s.cfg.ParquetCompression, rowGroupBytes: s.cfg.ParquetRowGroupBytes}, s.pqCreate)
+		s.m.pqSeconds.Add(time.Since(start).Seconds())
+		if err != nil {
+			s.m.pqErrors.Inc()
+			return err
+		}
+		s.m.pqConverted.Inc()
+		if res.dropped > 0 {
+			s.m.pqDropped.Add(float64(res.dropped))
+			s.log.Warn("parquet: JSON values without a column in the input's schema (or of the wrong type) were left out",
+				"key", bf.meta.Key, "values", res.dropped)
+		}
+		s.log.Debug("converted batch to parquet", "key", bf.meta.Key, "rows", res.rows, "row_groups", res.groups,
+			"ndjson_bytes", res.rawBytes, "gzip_bytes", bf.size, "parquet_bytes", res.size)
+		bf.pq = &res
+	}
+	in := s.putInput(bf)
+	in.ContentType = aws.String("application/vnd.apache.parquet")
+	return s.put(ctx, in, pqPath, bf.pq.size, bf.pq.crc, true)
+}
+
+// put uploads the file at path (size bytes): PutObject with its CRC-32
+// (computed here unless known) below multipart_threshold, else multipart.
+func (s *Sink) put(ctx context.Context, in *s3.PutObjectInput, path string, size int64, sum uint32, known bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	in := s.putInput(bf)
 	in.Body = f
-	if bf.size < s.cfg.MultipartThreshold {
+	if size < s.cfg.MultipartThreshold {
 		// A CRC-32 the store verifies (x-amz-checksum-crc32), as for
 		// multipart parts: the same protection as Content-MD5 for a
 		// tenth of the CPU.
-		h := crc32.NewIEEE()
-		if _, err := io.Copy(h, f); err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+		if !known {
+			h := crc32.NewIEEE()
+			if _, err := io.Copy(h, f); err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			sum = h.Sum32()
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		in.ChecksumCRC32 = aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil)))
-		in.ContentLength = aws.Int64(bf.size)
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], sum)
+		in.ChecksumCRC32 = aws.String(base64.StdEncoding.EncodeToString(b[:]))
+		in.ContentLength = aws.Int64(size)
 		if _, err := s.api.PutObject(ctx, in, unsignedPayload); err != nil {
-			return fmt.Errorf("put %s: %w", bf.meta.Key, err)
+			return fmt.Errorf("put %s: %w", *in.Key, err)
 		}
 		return nil
 	}
 	in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 	if _, err := s.uploader.Upload(ctx, in); err != nil {
-		return fmt.Errorf("multipart upload %s: %w", bf.meta.Key, err)
+		return fmt.Errorf("multipart upload %s: %w", *in.Key, err)
 	}
 	return nil
 }
@@ -218,13 +278,11 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile) error {
 // endpoints). The body is protected by its CRC-32, which the store verifies.
 var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
-// putInput is the object's request without body.
+// putInput is the object's request without body and content headers.
 func (s *Sink) putInput(bf *batchFile) *s3.PutObjectInput {
 	in := &s3.PutObjectInput{
-		Bucket:          aws.String(s.cfg.Bucket),
-		Key:             aws.String(bf.meta.Key),
-		ContentType:     aws.String("application/x-ndjson"),
-		ContentEncoding: aws.String("gzip"),
+		Bucket: aws.String(s.cfg.Bucket),
+		Key:    aws.String(bf.meta.Key),
 	}
 	switch s.cfg.SSE {
 	case "AES256":
