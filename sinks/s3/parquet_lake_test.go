@@ -1,0 +1,460 @@
+package s3
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
+)
+
+// lakeInput is one input of a lake test: its schema and its JSON events.
+type lakeInput struct {
+	schema parser.Schema
+	lines  []string
+}
+
+// eventTime is the time of a JSON event (its partition).
+func eventTime(t testing.TB, line string) time.Time {
+	t.Helper()
+	var e struct{ Timestamp string }
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		t.Fatal(err)
+	}
+	tm, err := time.Parse(time.RFC3339Nano, e.Timestamp)
+	if err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	return tm
+}
+
+// sendLake sends every input's events (batches of 50) to a parquet sink
+// and closes it, so every object is uploaded.
+func sendLake(t testing.TB, h *harness, ins []lakeInput) {
+	t.Helper()
+	var schemas []InputSchema
+	for i, in := range ins {
+		schemas = append(schemas, InputSchema{Input: i, Schema: in.schema})
+	}
+	h.s.UseSchemas(schemas)
+	var a acks
+	total := 0
+	for i, in := range ins {
+		evs := make([]ev, len(in.lines))
+		for k, l := range in.lines {
+			evs[k] = ev{value: l, t: eventTime(t, l)}
+		}
+		sendAll(t, h.s, &sinks.Source{Path: fmt.Sprintf("/var/log/nginx/%d.log", i), Input: i}, evs, 50, &a)
+		total += len(evs)
+	}
+	waitFor(t, 30*time.Second, "all events acknowledged", func() bool { return a.count() == total })
+	if len(a.errs) > 0 {
+		t.Fatalf("acks with errors: %v", a.errs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// downloadLake downloads every object under prefix into a folder, at its
+// key (as `aws s3 sync` would), checking it is a .parquet object with the
+// Parquet content type. It returns the folder and the objects' total size.
+func downloadLake(t testing.TB, srv *s3test.Server, prefix string) (dir string, objects int, bytes int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	objs, err := srv.Objects(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".parquet") || o.ContentType != "application/vnd.apache.parquet" || o.ContentEncoding != "" {
+			t.Errorf("%s: Content-Type %q, Content-Encoding %q; want a .parquet object", o.Key, o.ContentType, o.ContentEncoding)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(o.Key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, o.Body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bytes += int64(len(o.Body))
+	}
+	return dir, len(objs), bytes
+}
+
+// duckType is the DuckDB type a schema field must read as.
+func duckType(f parser.Field) string {
+	switch f.Type {
+	case parser.TypeLong:
+		return "BIGINT"
+	case parser.TypeDouble:
+		return "DOUBLE"
+	case parser.TypeBoolean:
+		return "BOOLEAN"
+	case parser.TypeTimestamp:
+		return "TIMESTAMP WITH TIME ZONE"
+	case parser.TypeArray:
+		return duckType(parser.Field{Type: f.Items}) + "[]"
+	case parser.TypeRecord:
+		var ms []string
+		for _, m := range f.Fields {
+			ms = append(ms, m.Name+" "+duckType(m))
+		}
+		return "STRUCT(" + strings.Join(ms, ", ") + ")"
+	}
+	return "VARCHAR"
+}
+
+// duckToEvent turns a row DuckDB rendered as JSON (to_json) back into the
+// JSON event: nulls left out, the timestamp and its offset put back
+// together as RFC 3339 with milliseconds. It checks the Hive partition
+// columns dt and hour against the event's UTC time and removes them.
+func duckToEvent(t testing.TB, row string, s parser.Schema) map[string]any {
+	t.Helper()
+	m := normJSON(t, row)
+	out := map[string]any{}
+	for _, f := range s.Fields {
+		v := m[f.Name]
+		if v == nil {
+			continue
+		}
+		switch f.Type {
+		case parser.TypeTimestamp:
+			// DuckDB prints TIMESTAMPTZ in the session's zone (UTC).
+			tm, err := time.Parse("2006-01-02 15:04:05.999999-07", v.(string))
+			if err != nil {
+				t.Fatalf("%s %q: %v", f.Name, v, err)
+			}
+			off, err := m[f.Name+"_offset"].(json.Number).Int64()
+			if err != nil {
+				t.Fatalf("%s_offset: %v", f.Name, err)
+			}
+			v = tm.In(time.FixedZone("", int(off)*60)).Format("2006-01-02T15:04:05.000-07:00")
+			if dt, hour := m["dt"], m["hour"]; dt != tm.UTC().Format("2006-01-02") || fmt.Sprint(hour) != strconv.Itoa(tm.UTC().Hour()) {
+				t.Errorf("partition dt=%v hour=%v for an event at %s", dt, hour, tm.UTC())
+			}
+		case parser.TypeRecord:
+			rec := map[string]any{}
+			for k, x := range v.(map[string]any) {
+				if x != nil {
+					rec[k] = x
+				}
+			}
+			v = rec
+		}
+		out[f.Name] = v
+	}
+	return out
+}
+
+// sameAsJSON compares a JSON value (json.Number for numbers) with DuckDB's:
+// numbers by value, with integers written without a fraction by DuckDB
+// (BIGINT), the rest as JSON.
+func sameAsJSON(f parser.Field, j, d any) bool {
+	switch f.Type {
+	case parser.TypeLong, parser.TypeDouble:
+		jn, ok1 := j.(json.Number)
+		dn, ok2 := d.(json.Number)
+		if !ok1 || !ok2 {
+			return false
+		}
+		if f.Type == parser.TypeLong {
+			return jn.String() == dn.String()
+		}
+		x, _ := jn.Float64()
+		y, _ := dn.Float64()
+		return x == y
+	case parser.TypeArray:
+		ja, ok1 := j.([]any)
+		da, ok2 := d.([]any)
+		if !ok1 || !ok2 || len(ja) != len(da) {
+			return false
+		}
+		for i := range ja {
+			if (ja[i] == nil) != (da[i] == nil) || ja[i] != nil && !sameAsJSON(parser.Field{Type: f.Items}, ja[i], da[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	jb, _ := json.Marshal(j)
+	db, _ := json.Marshal(d)
+	return string(jb) == string(db)
+}
+
+// checkLake reads the objects of every input with DuckDB
+// (read_parquet with hive_partitioning): the column types are the schema's,
+// and every event equals its JSON, field by field, types included.
+func checkLake(t *testing.T, dir string, ins []lakeInput) {
+	t.Helper()
+	var stmts []string
+	stmts = append(stmts, "SET TimeZone = 'UTC'")
+	for i := range ins {
+		glob := filepath.Join(dir, "nginx", fmt.Sprintf("input=%d", i), "**", "*.parquet")
+		src := fmt.Sprintf("read_parquet('%s', hive_partitioning = true)", glob)
+		stmts = append(stmts,
+			"DESCRIBE SELECT * FROM "+src,
+			"SELECT to_json(t) AS j FROM "+src+" t ORDER BY log_offset")
+	}
+	res := s3test.DuckDB(t, stmts...)
+	for i, in := range ins {
+		desc, rows := res[1+2*i].Rows, res[2+2*i].Rows
+		types := map[string]string{}
+		for _, r := range desc {
+			types[r["column_name"].(string)] = r["column_type"].(string)
+		}
+		for _, f := range in.schema.Fields {
+			if got, want := strings.ReplaceAll(types[f.Name], `"`, ""), duckType(f); got != want {
+				t.Errorf("input %d: column %s is %s in DuckDB, want %s", i, f.Name, got, want)
+			}
+			if f.Type == parser.TypeTimestamp && types[f.Name+"_offset"] != "INTEGER" {
+				t.Errorf("input %d: %s_offset is %s", i, f.Name, types[f.Name+"_offset"])
+			}
+		}
+		if types["dt"] == "" || types["hour"] == "" {
+			t.Errorf("input %d: no hive partition columns dt, hour: %v", i, types)
+		}
+		if len(rows) != len(in.lines) {
+			t.Fatalf("input %d: DuckDB read %d events, %d were sent", i, len(rows), len(in.lines))
+		}
+		byOffset := map[string]map[string]any{}
+		for _, l := range in.lines {
+			m := normJSON(t, l)
+			byOffset[m["log_offset"].(json.Number).String()] = m
+		}
+		for k, r := range rows {
+			got := duckToEvent(t, r["j"].(string), in.schema)
+			off := fmt.Sprint(got["log_offset"])
+			jev, ok := byOffset[off]
+			if !ok {
+				t.Fatalf("input %d row %d: log_offset %s was not sent (or read twice)", i, k, off)
+			}
+			delete(byOffset, off)
+			for _, f := range in.schema.Fields {
+				j, jok := jev[f.Name]
+				d, dok := got[f.Name]
+				if jok != dok || jok && !sameAsJSON(f, j, d) {
+					t.Errorf("input %d, event at offset %s: %s: DuckDB %#v, JSON %#v", i, off, f.Name, d, j)
+				}
+			}
+		}
+	}
+}
+
+// TestParquetLakeDuckDB: events of real nginx lines (the parser's golden
+// files, two formats as two inputs) go through the sink with format
+// parquet into versitygw; DuckDB reads the objects, downloaded as they are
+// stored, with hive_partitioning: the types are the schema's and every
+// event equals its JSON.
+func TestParquetLakeDuckDB(t *testing.T) {
+	s3test.DuckDBModules(t) // skip before starting anything
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.Format = FormatParquet
+	cfg.Prefix = "nginx/input={input}/dt=%Y-%m-%d/hour=%H/"
+	h := newHarness(t, cfg, srv.Client())
+	ins := []lakeInput{
+		{goldenSchema(t, "upstream"), goldenLines(t, "upstream")},
+		{goldenSchema(t, "full15"), goldenLines(t, "full15")},
+		{goldenSchema(t, "jsonlog"), goldenLines(t, "json")},
+	}
+	sendLake(t, h, ins)
+	dir, n, _ := downloadLake(t, srv, "nginx/")
+	if n < len(ins) {
+		t.Fatalf("%d objects, want at least %d", n, len(ins))
+	}
+	checkLake(t, dir, ins)
+	if v := value(h.s.m.pqConverted); v != float64(n) {
+		t.Errorf("parquet_conversions_total %v, %d objects", v, n)
+	}
+}
+
+// syntheticSchema is the schema of jsonEvent's events.
+var syntheticSchema = parser.Schema{Name: "access", Fields: []parser.Field{
+	{Name: "timestamp", Type: parser.TypeTimestamp},
+	{Name: "remote_addr", Type: parser.TypeString},
+	{Name: "request", Type: parser.TypeString},
+	{Name: "request_method", Type: parser.TypeString},
+	{Name: "request_uri", Type: parser.TypeString},
+	{Name: "server_protocol", Type: parser.TypeString},
+	{Name: "status", Type: parser.TypeLong},
+	{Name: "body_bytes_sent", Type: parser.TypeLong},
+	{Name: "request_time", Type: parser.TypeDouble},
+	{Name: "request_headers", Type: parser.TypeRecord, Fields: []parser.Field{
+		{Name: "user_agent", Type: parser.TypeString}, {Name: "referer", Type: parser.TypeString}}},
+	{Name: "host", Type: parser.TypeString},
+	{Name: "log_file", Type: parser.TypeString},
+	{Name: "log_offset", Type: parser.TypeLong},
+}}
+
+// TestParquetTwoColumnsReadFraction: "status and URI by hour" reads a
+// fraction of the bytes: DuckDB, counting what it reads from the files,
+// reads far less for two columns than for all of them.
+func TestParquetTwoColumnsReadFraction(t *testing.T) {
+	s3test.DuckDBModules(t)
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.Format = FormatParquet
+	cfg.Prefix = "nginx/input={input}/dt=%Y-%m-%d/hour=%H/"
+	h := newHarness(t, cfg, srv.Client())
+	t0 := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	lines := make([]string, 30000)
+	for i := range lines {
+		lines[i] = jsonEvent(i, t0.Add(time.Duration(i)*200*time.Millisecond)) // 100 minutes: two hours
+	}
+	sendLake(t, h, []lakeInput{{syntheticSchema, lines}})
+	dir, n, size := downloadLake(t, srv, "nginx/")
+	if n != 2 {
+		t.Fatalf("%d objects, want 2 (two hours)", n)
+	}
+	glob := filepath.Join(dir, "nginx", "**", "*.parquet")
+	src := fmt.Sprintf("read_parquet('%s', hive_partitioning = true)", glob)
+	res := s3test.DuckDB(t,
+		"SELECT count(*) AS n FROM "+src, // reads the footers
+		"SELECT hour, status, count(*) AS n FROM "+src+" WHERE request_uri LIKE '/api/%' GROUP BY ALL",
+		"SELECT * FROM "+src,
+	)
+	two, all := res[1].Read, res[2].Read
+	t.Logf("objects %d bytes; DuckDB read %d bytes for status and request_uri, %d for every column", size, two, all)
+	if len(res[1].Rows) == 0 || len(res[2].Rows) != len(lines) {
+		t.Fatalf("queries returned %d groups and %d rows", len(res[1].Rows), len(res[2].Rows))
+	}
+	if all < size/2 {
+		t.Fatalf("SELECT * read %d bytes of %d: the byte count does not see the reads", all, size)
+	}
+	if two*3 > all {
+		t.Errorf("two columns read %d bytes, all %d: want under a third", two, all)
+	}
+}
+
+// blockingFile is a converted Parquet file whose writes stop, once n bytes
+// are written, until release is closed: the process "dies" there.
+type blockingFile struct {
+	f       *os.File
+	n       int64
+	reached chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingFile) Write(p []byte) (int, error) {
+	if int64(len(p)) <= b.n {
+		k, err := b.f.Write(p)
+		b.n -= int64(k)
+		return k, err
+	}
+	k, err := b.f.Write(p[:b.n])
+	b.n -= int64(k)
+	if err == nil {
+		b.once.Do(func() { close(b.reached) })
+		<-b.release
+		err = io.ErrClosedPipe
+	}
+	return k, err
+}
+
+func (b *blockingFile) Close() error { return b.f.Close() }
+
+// TestParquetCrashDuringConversion: a process killed while it converts a
+// batch leaves a torn Parquet file in the spool and nothing in S3; the next
+// start deletes the torn file, converts the batch again and uploads a
+// complete object holding every event once.
+func TestParquetCrashDuringConversion(t *testing.T) {
+	s3test.DuckDBModules(t)
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.Format = FormatParquet
+	cfg.Prefix = "nginx/input={input}/dt=%Y-%m-%d/hour=%H/"
+	cfg.UploadConcurrency = 1
+	in := lakeInput{goldenSchema(t, "upstream"), goldenLines(t, "upstream")}
+	cfg.BatchMaxEvents = len(in.lines) // the batch closes, and its upload starts, when the last event is in
+	h1 := newHarness(t, cfg, srv.Client())
+	bf := &blockingFile{n: 2000, reached: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(bf.release) }) }
+	t.Cleanup(release) // before h1's cleanup, which waits for the uploader
+	h1.s.pqCreate = func(path string) (io.WriteCloser, error) {
+		f, err := createFile(path)
+		if err != nil {
+			return nil, err
+		}
+		bf.f = f.(*os.File)
+		return bf, nil
+	}
+	h1.s.UseSchemas([]InputSchema{{Input: 0, Schema: in.schema}})
+	evs := make([]ev, len(in.lines))
+	for k, l := range in.lines {
+		evs[k] = ev{value: l, t: eventTime(t, l)}
+	}
+	var a acks
+	sendAll(t, h1.s, &sinks.Source{Path: "/var/log/nginx/0.log", Input: 0}, evs, 50, &a)
+	waitFor(t, 10*time.Second, "all events acknowledged", func() bool { return a.count() == len(evs) })
+	// The full batch is closed; its upload starts converting and stops midway.
+	select {
+	case <-bf.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the conversion never started")
+	}
+	// The disk as kill -9 leaves it: a copy of the spool now.
+	spool2 := t.TempDir()
+	var torn string
+	for _, name := range spoolFiles(t, cfg.SpoolDir) {
+		b, err := os.ReadFile(filepath.Join(cfg.SpoolDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, extParquet) {
+			torn = name
+			if len(b) != 2000 {
+				t.Fatalf("torn parquet file has %d bytes, want 2000", len(b))
+			}
+		}
+		if err := os.WriteFile(filepath.Join(spool2, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if torn == "" {
+		t.Fatalf("no %s file in the spool: %v", extParquet, spoolFiles(t, cfg.SpoolDir))
+	}
+	objs, err := srv.Objects(context.Background(), "nginx/")
+	if err != nil || len(objs) != 0 {
+		t.Fatalf("objects in S3 during the conversion: %d (%v); want none", len(objs), err)
+	}
+	release() // the conversion fails from now on, as does every retry
+	h1.s.crash()
+
+	cfg2 := cfg
+	cfg2.SpoolDir = spool2
+	h2 := newHarness(t, cfg2, srv.Client())
+	if slices.Contains(spoolFiles(t, spool2), torn) {
+		t.Errorf("the torn %s survived the start", torn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h2.s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir, n, _ := downloadLake(t, srv, "nginx/")
+	if n != 1 {
+		t.Fatalf("%d objects, want 1", n)
+	}
+	checkLake(t, dir, []lakeInput{in})
+	if left := spoolFiles(t, spool2); len(left) != 0 {
+		t.Errorf("spool not empty after the upload: %v", left)
+	}
+}
