@@ -264,6 +264,19 @@ const (
 // it can project (%Y-%m-%d dates, %H hours), so no partition needs adding;
 // for Hive the statement ends with MSCK REPAIR TABLE.
 func (s Schema) TableDDL(dialect, table, bucket, prefix string) (string, error) {
+	return s.tableDDL(dialect, table, bucket, prefix, false)
+}
+
+// ParquetTableDDL is TableDDL for the S3 sink's Parquet objects
+// ([sinks.s3] format = "parquet"): STORED AS PARQUET, the timestamp a
+// timestamp column (TIMESTAMP(MILLIS, UTC) in the files) followed by
+// <name>_offset int, the UTC offset nginx wrote in minutes; the other
+// columns as in TableDDL.
+func (s Schema) ParquetTableDDL(dialect, table, bucket, prefix string) (string, error) {
+	return s.tableDDL(dialect, table, bucket, prefix, true)
+}
+
+func (s Schema) tableDDL(dialect, table, bucket, prefix string, parquet bool) (string, error) {
 	if dialect != DialectAthena && dialect != DialectHive {
 		return "", fmt.Errorf("unknown table dialect %q (want athena or hive)", dialect)
 	}
@@ -276,13 +289,15 @@ func (s Schema) TableDDL(dialect, table, bucket, prefix string) (string, error) 
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS `%s` (\n", table)
-	for i, f := range s.Fields {
-		sep := ","
-		if i == len(s.Fields)-1 {
-			sep = ""
+	var cols []string
+	for _, f := range s.Fields {
+		if parquet && f.Type == TypeTimestamp {
+			cols = append(cols, fmt.Sprintf("`%s` timestamp", f.Name), fmt.Sprintf("`%s_offset` int", f.Name))
+			continue
 		}
-		fmt.Fprintf(&b, "  `%s` %s%s\n", f.Name, hiveType(f), sep)
+		cols = append(cols, fmt.Sprintf("`%s` %s", f.Name, hiveType(f)))
 	}
+	b.WriteString("  " + strings.Join(cols, ",\n  ") + "\n")
 	b.WriteString(")\n")
 	if len(parts) > 0 {
 		b.WriteString("PARTITIONED BY (")
@@ -294,13 +309,18 @@ func (s Schema) TableDDL(dialect, table, bucket, prefix string) (string, error) 
 		}
 		b.WriteString(")\n")
 	}
-	if dialect == DialectAthena {
+	switch {
+	case parquet:
+		b.WriteString("STORED AS PARQUET\n")
+	case dialect == DialectAthena:
 		b.WriteString("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n")
-	} else {
+	default:
 		b.WriteString("ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'\n")
 	}
-	b.WriteString("STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'\n")
-	b.WriteString("OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n")
+	if !parquet {
+		b.WriteString("STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'\n")
+		b.WriteString("OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n")
+	}
 	location := "s3://" + bucket + "/" + loc
 	fmt.Fprintf(&b, "LOCATION '%s'", location)
 	props := []string{}

@@ -34,7 +34,7 @@ const usage = `usage:
   nginx-shipper validate [-c FILE] [--connect]   check a config file; --connect also reaches the sinks
   nginx-shipper parse --format FMT [--escape E] [FILE]
                                                  print the JSON events of log lines (stdin without FILE)
-  nginx-shipper schema (-c FILE | --format FMT [--escape E]) --as avro|json-schema|athena|hive
+  nginx-shipper schema (-c FILE | --format FMT [--escape E]) --as avro|json-schema|athena|hive [--s3-format json|parquet]
                                                  the event schema of a log_format, or the S3 table DDL
   nginx-shipper version                          version, commit, Go version
 `

@@ -235,6 +235,8 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 			return nil, fmt.Errorf("sinks.s3: %w", err)
 		}
 		ss = append(ss, s)
+		// format parquet: each input's schema gives its objects' columns.
+		s.UseSchemas(cfg.s3Schemas())
 	}
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),

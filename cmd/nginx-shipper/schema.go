@@ -11,6 +11,7 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/agent"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
 )
 
 // cmdSchema prints the event schema derived from a log_format (Avro or
@@ -24,6 +25,7 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	table := fs.String("table", "", "table name for athena/hive (default nginx_access, nginx_access_N with several inputs)")
 	bucket := fs.String("bucket", "", "S3 bucket for athena/hive (default: sinks.s3.bucket with -c, else logs)")
 	prefix := fs.String("prefix", "", "S3 prefix for athena/hive (default: sinks.s3.prefix with -c, else nginx/dt=%Y-%m-%d/hour=%H/)")
+	s3Format := fs.String("s3-format", "", "json | parquet: the S3 objects the athena/hive table reads (default: sinks.s3.format with -c, else json)")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return 2
 	} else if len(pos) > 0 {
@@ -44,7 +46,7 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	}
 
 	ins := []agent.InputConfig{{Format: *format, Escape: *escape}}
-	b, p := "logs", "nginx/dt=%Y-%m-%d/hour=%H/"
+	b, p, objFormat := "logs", "nginx/dt=%Y-%m-%d/hour=%H/", s3.FormatJSON
 	if configGiven {
 		cfg, err := LoadConfig(path)
 		if err != nil {
@@ -59,6 +61,9 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 			if cfg.Sinks.S3.Prefix != "" {
 				p = cfg.Sinks.S3.Prefix
 			}
+			if cfg.Sinks.S3.Format != "" {
+				objFormat = cfg.Sinks.S3.Format
+			}
 		}
 	}
 	if *bucket != "" {
@@ -66,6 +71,13 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	}
 	if *prefix != "" {
 		p = *prefix
+	}
+	if *s3Format != "" {
+		objFormat = *s3Format
+	}
+	if objFormat != s3.FormatJSON && objFormat != s3.FormatParquet {
+		fmt.Fprintf(stderr, "nginx-shipper schema: --s3-format %q: want json or parquet\n", objFormat)
+		return 2
 	}
 	ps, err := agent.CompileInputs(ins, "", os.ReadFile)
 	if err != nil {
@@ -90,7 +102,11 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 					name = fmt.Sprintf("nginx_access_%d", i)
 				}
 			}
-			out, err = s.TableDDL(*as, name, b, p)
+			if objFormat == s3.FormatParquet {
+				out, err = s.ParquetTableDDL(*as, name, b, p)
+			} else {
+				out, err = s.TableDDL(*as, name, b, p)
+			}
 			if err != nil {
 				fmt.Fprintf(stderr, "nginx-shipper schema: %v\n", err)
 				return 2
@@ -121,6 +137,23 @@ func (c *Config) inputSchemas() []kafka.InputSchema {
 	for i, p := range ps {
 		if p != nil {
 			out = append(out, kafka.InputSchema{Input: i, Avro: p.Schema().Avro()})
+		}
+	}
+	return out
+}
+
+// s3Schemas are the event schemas of every input, for the S3 sink (nil
+// unless sinks.s3.format is parquet). The formats compiled when the config
+// was validated.
+func (c *Config) s3Schemas() []s3.InputSchema {
+	if !c.S3Enabled() || c.Sinks.S3.Format != s3.FormatParquet {
+		return nil
+	}
+	ps, _ := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
+	var out []s3.InputSchema
+	for i, p := range ps {
+		if p != nil {
+			out = append(out, s3.InputSchema{Input: i, Schema: p.Schema()})
 		}
 	}
 	return out

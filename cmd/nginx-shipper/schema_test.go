@@ -162,3 +162,48 @@ subject_strategy = "topic"
 	}
 	_ = os.Remove(cfg)
 }
+
+// TestSchemaCommandParquet: --as athena|hive prints the table over the
+// Parquet objects (STORED AS PARQUET, the timestamp a timestamp column plus
+// its offset) with --s3-format parquet, or with -c when sinks.s3.format is
+// parquet.
+func TestSchemaCommandParquet(t *testing.T) {
+	for _, as := range []string{"athena", "hive"} {
+		out, errs, code := runSchema(t, "--format", "combined", "--as", as, "--bucket", "lake", "--s3-format", "parquet")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"CREATE EXTERNAL TABLE IF NOT EXISTS `nginx_access`", "STORED AS PARQUET\n", "`timestamp` timestamp,",
+			"`timestamp_offset` int,", "`status` bigint", "`request_headers` struct<referer:string,user_agent:string>",
+			"PARTITIONED BY (`dt` string, `hour` string)", "LOCATION 's3://lake/nginx/'"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s parquet DDL lacks %q:\n%s", as, want, out)
+			}
+		}
+		if strings.Contains(out, "JsonSerDe") || strings.Contains(out, "TextInputFormat") {
+			t.Errorf("%s parquet DDL reads JSON:\n%s", as, out)
+		}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	writeConfig(t, cfg, `
+[agent]
+data_dir = "`+dir+`"
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+format = "combined"
+[sinks.s3]
+bucket = "lake"
+format = "parquet"
+`)
+	out, errs, code := runSchema(t, "-c", cfg, "--as", "athena")
+	if code != 0 || !strings.Contains(out, "STORED AS PARQUET") || !strings.Contains(out, "'projection.enabled'='true'") {
+		t.Fatalf("-c with format parquet: exit %d %s\n%s", code, errs, out)
+	}
+	if out, _, _ := runSchema(t, "-c", cfg, "--as", "athena", "--s3-format", "json"); !strings.Contains(out, "JsonSerDe") {
+		t.Errorf("--s3-format json does not override the config:\n%s", out)
+	}
+	if _, errs, code := runSchema(t, "--format", "combined", "--as", "hive", "--s3-format", "orc"); code != 2 || !strings.Contains(errs, "--s3-format") {
+		t.Errorf("--s3-format orc: exit %d, %q", code, errs)
+	}
+}

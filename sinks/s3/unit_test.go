@@ -45,14 +45,16 @@ func TestTemplateRender(t *testing.T) {
 
 func TestConfigValidateNamesEveryKey(t *testing.T) {
 	c := Config{CompressionLevel: 12, UploadPartSize: 1, SSE: "rot13", StorageClass: "CHEAP",
-		Prefix: "x/%Q", SpoolMaxBytes: 5, ExternalID: "e"}
+		Prefix: "x/%Q", SpoolMaxBytes: 5, ExternalID: "e", Format: "orc", ParquetCompression: "lz4", ParquetRowGroupBytes: 10}
 	c.Defaults()
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, key := range []string{"sinks.s3.bucket", "sinks.s3.compression_level", "sinks.s3.upload_part_size",
-		"sinks.s3.sse", "sinks.s3.storage_class", "sinks.s3.prefix", "sinks.s3.spool_max_bytes", "sinks.s3.external_id", "spool directory"} {
+		"sinks.s3.sse", "sinks.s3.storage_class", "sinks.s3.prefix", "sinks.s3.spool_max_bytes", "sinks.s3.external_id", "spool directory",
+		`sinks.s3.format: must be "json" or "parquet", got "orc"`, `sinks.s3.parquet_compression: must be "zstd" or "snappy", got "lz4"`,
+		"sinks.s3.parquet_row_group_bytes: must be at least 1 MiB"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s:\n%v", key, err)
 		}
