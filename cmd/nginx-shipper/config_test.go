@@ -146,7 +146,9 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"sinks.kafka.topic"}},
 		{"kafka brokers missing", func(s string) string { return strings.Replace(s, `brokers = ["127.0.0.1:9092"]`, ``, 1) },
 			[]string{"sinks.kafka.brokers"}},
-		{"s3 format", func(s string) string { return strings.Replace(s, `bucket = "logs"`, "bucket = \"logs\"\nformat = \"avro\"", 1) },
+		{"s3 format", func(s string) string {
+			return strings.Replace(s, `bucket = "logs"`, "bucket = \"logs\"\nformat = \"avro\"", 1)
+		},
 			[]string{`sinks.s3.format: must be "json" or "parquet", got "avro"`}},
 		{"s3 bucket missing", func(s string) string { return strings.Replace(s, `bucket = "logs"`, ``, 1) },
 			[]string{"sinks.s3.bucket"}},
