@@ -60,6 +60,8 @@ type S3Sink struct {
 	BatchMaxBytes                    int
 	BatchMaxAge                      string
 	AccessKey, SecretKey             string // passed as AWS_* environment
+	// Format is format (json | parquet, issue #16); "" leaves it out.
+	Format string
 }
 
 // S3For returns an S3Sink for an s3test server.
@@ -124,6 +126,7 @@ func (c *Config) Render() string {
 			fmt.Fprintf(&b, "batch_max_bytes = %d\n", s.BatchMaxBytes)
 		}
 		kv("batch_max_age", s.BatchMaxAge)
+		kv("format", s.Format)
 	}
 	return b.String()
 }

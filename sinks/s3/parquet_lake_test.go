@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,188 +68,36 @@ func sendLake(t testing.TB, h *harness, ins []lakeInput) {
 	}
 }
 
-// downloadLake downloads every object under prefix into a folder, at its
-// key (as `aws s3 sync` would), checking it is a .parquet object with the
-// Parquet content type. It returns the folder and the objects' total size.
-func downloadLake(t testing.TB, srv *s3test.Server, prefix string) (dir string, objects int, bytes int64) {
+func downloadLake(t testing.TB, srv *s3test.Server, prefix string) (string, int, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	objs, err := srv.Objects(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir = t.TempDir()
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".parquet") || o.ContentType != "application/vnd.apache.parquet" || o.ContentEncoding != "" {
-			t.Errorf("%s: Content-Type %q, Content-Encoding %q; want a .parquet object", o.Key, o.ContentType, o.ContentEncoding)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(o.Key))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, o.Body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bytes += int64(len(o.Body))
-	}
-	return dir, len(objs), bytes
-}
-
-// duckType is the DuckDB type a schema field must read as.
-func duckType(f parser.Field) string {
-	switch f.Type {
-	case parser.TypeLong:
-		return "BIGINT"
-	case parser.TypeDouble:
-		return "DOUBLE"
-	case parser.TypeBoolean:
-		return "BOOLEAN"
-	case parser.TypeTimestamp:
-		return "TIMESTAMP WITH TIME ZONE"
-	case parser.TypeArray:
-		return duckType(parser.Field{Type: f.Items}) + "[]"
-	case parser.TypeRecord:
-		var ms []string
-		for _, m := range f.Fields {
-			ms = append(ms, m.Name+" "+duckType(m))
-		}
-		return "STRUCT(" + strings.Join(ms, ", ") + ")"
-	}
-	return "VARCHAR"
-}
-
-// duckToEvent turns a row DuckDB rendered as JSON (to_json) back into the
-// JSON event: nulls left out, the timestamp and its offset put back
-// together as RFC 3339 with milliseconds. It checks the Hive partition
-// columns dt and hour against the event's UTC time and removes them.
-func duckToEvent(t testing.TB, row string, s parser.Schema) map[string]any {
-	t.Helper()
-	m := normJSON(t, row)
-	out := map[string]any{}
-	for _, f := range s.Fields {
-		v := m[f.Name]
-		if v == nil {
-			continue
-		}
-		switch f.Type {
-		case parser.TypeTimestamp:
-			// DuckDB prints TIMESTAMPTZ in the session's zone (UTC).
-			tm, err := time.Parse("2006-01-02 15:04:05.999999-07", v.(string))
-			if err != nil {
-				t.Fatalf("%s %q: %v", f.Name, v, err)
-			}
-			off, err := m[f.Name+"_offset"].(json.Number).Int64()
-			if err != nil {
-				t.Fatalf("%s_offset: %v", f.Name, err)
-			}
-			v = tm.In(time.FixedZone("", int(off)*60)).Format("2006-01-02T15:04:05.000-07:00")
-			if dt, hour := m["dt"], m["hour"]; dt != tm.UTC().Format("2006-01-02") || fmt.Sprint(hour) != strconv.Itoa(tm.UTC().Hour()) {
-				t.Errorf("partition dt=%v hour=%v for an event at %s", dt, hour, tm.UTC())
-			}
-		case parser.TypeRecord:
-			rec := map[string]any{}
-			for k, x := range v.(map[string]any) {
-				if x != nil {
-					rec[k] = x
-				}
-			}
-			v = rec
-		}
-		out[f.Name] = v
-	}
-	return out
-}
-
-// sameAsJSON compares a JSON value (json.Number for numbers) with DuckDB's:
-// numbers by value, with integers written without a fraction by DuckDB
-// (BIGINT), the rest as JSON.
-func sameAsJSON(f parser.Field, j, d any) bool {
-	switch f.Type {
-	case parser.TypeLong, parser.TypeDouble:
-		jn, ok1 := j.(json.Number)
-		dn, ok2 := d.(json.Number)
-		if !ok1 || !ok2 {
-			return false
-		}
-		if f.Type == parser.TypeLong {
-			return jn.String() == dn.String()
-		}
-		x, _ := jn.Float64()
-		y, _ := dn.Float64()
-		return x == y
-	case parser.TypeArray:
-		ja, ok1 := j.([]any)
-		da, ok2 := d.([]any)
-		if !ok1 || !ok2 || len(ja) != len(da) {
-			return false
-		}
-		for i := range ja {
-			if (ja[i] == nil) != (da[i] == nil) || ja[i] != nil && !sameAsJSON(parser.Field{Type: f.Items}, ja[i], da[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	jb, _ := json.Marshal(j)
-	db, _ := json.Marshal(d)
-	return string(jb) == string(db)
+	return srv.DownloadParquet(t, prefix)
 }
 
 // checkLake reads the objects of every input with DuckDB
-// (read_parquet with hive_partitioning): the column types are the schema's,
-// and every event equals its JSON, field by field, types included.
+// (s3test.LakeEvents): the column types are the schema's, and every event
+// equals its JSON, field by field, types included, once.
 func checkLake(t *testing.T, dir string, ins []lakeInput) {
 	t.Helper()
-	var stmts []string
-	stmts = append(stmts, "SET TimeZone = 'UTC'")
-	for i := range ins {
-		glob := filepath.Join(dir, "nginx", fmt.Sprintf("input=%d", i), "**", "*.parquet")
-		src := fmt.Sprintf("read_parquet('%s', hive_partitioning = true)", glob)
-		stmts = append(stmts,
-			"DESCRIBE SELECT * FROM "+src,
-			"SELECT to_json(t) AS j FROM "+src+" t ORDER BY log_offset")
-	}
-	res := s3test.DuckDB(t, stmts...)
 	for i, in := range ins {
-		desc, rows := res[1+2*i].Rows, res[2+2*i].Rows
-		types := map[string]string{}
-		for _, r := range desc {
-			types[r["column_name"].(string)] = r["column_type"].(string)
-		}
-		for _, f := range in.schema.Fields {
-			if got, want := strings.ReplaceAll(types[f.Name], `"`, ""), duckType(f); got != want {
-				t.Errorf("input %d: column %s is %s in DuckDB, want %s", i, f.Name, got, want)
-			}
-			if f.Type == parser.TypeTimestamp && types[f.Name+"_offset"] != "INTEGER" {
-				t.Errorf("input %d: %s_offset is %s", i, f.Name, types[f.Name+"_offset"])
-			}
-		}
-		if types["dt"] == "" || types["hour"] == "" {
-			t.Errorf("input %d: no hive partition columns dt, hour: %v", i, types)
-		}
-		if len(rows) != len(in.lines) {
-			t.Fatalf("input %d: DuckDB read %d events, %d were sent", i, len(rows), len(in.lines))
+		glob := filepath.Join(dir, "nginx", fmt.Sprintf("input=%d", i), "**", "*.parquet")
+		got := s3test.LakeEvents(t, glob, in.schema)
+		if len(got) != len(in.lines) {
+			t.Fatalf("input %d: DuckDB read %d events, %d were sent", i, len(got), len(in.lines))
 		}
 		byOffset := map[string]map[string]any{}
 		for _, l := range in.lines {
 			m := normJSON(t, l)
 			byOffset[m["log_offset"].(json.Number).String()] = m
 		}
-		for k, r := range rows {
-			got := duckToEvent(t, r["j"].(string), in.schema)
-			off := fmt.Sprint(got["log_offset"])
+		for k, ev := range got {
+			off := fmt.Sprint(ev["log_offset"])
 			jev, ok := byOffset[off]
 			if !ok {
-				t.Fatalf("input %d row %d: log_offset %s was not sent (or read twice)", i, k, off)
+				t.Fatalf("input %d row %d: log_offset %s was not sent (or is read twice)", i, k, off)
 			}
 			delete(byOffset, off)
-			for _, f := range in.schema.Fields {
-				j, jok := jev[f.Name]
-				d, dok := got[f.Name]
-				if jok != dok || jok && !sameAsJSON(f, j, d) {
-					t.Errorf("input %d, event at offset %s: %s: DuckDB %#v, JSON %#v", i, off, f.Name, d, j)
-				}
+			for _, d := range s3test.EventDiff(in.schema, jev, ev) {
+				t.Errorf("input %d, event at offset %s: %s", i, off, d)
 			}
 		}
 	}
