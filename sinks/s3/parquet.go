@@ -190,6 +190,7 @@ func (c *pqConverter) addLine(line []byte) error {
 		return errors.New("not a JSON object")
 	}
 	i++
+	guess := 0 // the JSON has the schema's order: try the next field before the map
 	for {
 		i = skipWS(line, i)
 		if i < len(line) && line[i] == '}' {
@@ -204,8 +205,13 @@ func (c *pqConverter) addLine(line []byte) error {
 		if err != nil {
 			return err
 		}
-		if k, ok := c.plan.index[string(key)]; ok {
+		k, ok := guess, guess < len(c.plan.fields) && c.plan.fields[guess].name == string(key)
+		if !ok {
+			k, ok = c.plan.index[string(key)]
+		}
+		if ok {
 			c.spans[k] = line[start:end]
+			guess = k + 1
 		} else {
 			c.dropped++
 		}
