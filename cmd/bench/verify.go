@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -212,6 +213,9 @@ func readObject(ctx context.Context, cl *s3.Client, key string, t *tally) error 
 		return fmt.Errorf("get %s: %w", key, err)
 	}
 	defer out.Body.Close()
+	if strings.HasSuffix(key, ".parquet") {
+		return readParquet(key, out.Body, t)
+	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(out.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("%s: not gzip: %w", key, err)
@@ -275,4 +279,35 @@ func scrape(ctx context.Context, addr string, want map[string]string) (map[strin
 		return nil, err
 	}
 	return got, nil
+}
+
+// readParquet tallies the request_id column of a Parquet object
+// ([sinks.s3] format = "parquet"), read whole into memory.
+func readParquet(key string, body io.Reader, t *tally) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", key, err)
+	}
+	type row struct {
+		RequestID *string `parquet:"request_id,optional"`
+	}
+	r := parquet.NewGenericReader[row](bytes.NewReader(b))
+	defer r.Close()
+	rows := make([]row, 4096)
+	for {
+		n, err := r.Read(rows)
+		for _, x := range rows[:n] {
+			if x.RequestID == nil {
+				t.add(0, false)
+				continue
+			}
+			t.add(seqOf([]byte(*x.RequestID)))
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: parquet: %w", key, err)
+		}
+	}
 }

@@ -69,9 +69,9 @@ type Config struct {
 	// or "snappy".
 	ParquetCompression string `toml:"parquet_compression"`
 	// ParquetRowGroupBytes bounds a row group by the uncompressed NDJSON
-	// bytes it holds; the conversion's memory is about one row group,
-	// compressed. Default 64 MiB (one row group per object at the default
-	// batch_max_bytes).
+	// bytes it holds: the conversion's memory grows with it (about 30 MiB
+	// of heap at 16 MiB; see the package doc). Default 16 MiB: four row
+	// groups in an object of the default batch_max_bytes.
 	ParquetRowGroupBytes int64 `toml:"parquet_row_group_bytes"`
 	// MultipartThreshold: objects at least this large (compressed) are sent
 	// with a multipart upload of UploadPartSize parts; smaller ones with one
@@ -156,7 +156,7 @@ func (c *Config) Defaults() {
 		c.ParquetCompression = ParquetZstd
 	}
 	if c.ParquetRowGroupBytes == 0 {
-		c.ParquetRowGroupBytes = 64 << 20
+		c.ParquetRowGroupBytes = 16 << 20
 	}
 	if c.MultipartThreshold == 0 {
 		c.MultipartThreshold = 16 << 20

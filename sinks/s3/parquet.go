@@ -14,11 +14,12 @@ import (
 	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
@@ -156,6 +157,9 @@ const (
 	pqDictMaxBytes = 1 << 20
 	// pqChunk is how much decompressed NDJSON is turned into rows at once.
 	pqChunk = 1 << 20
+	// pqPageBytes is the size of a data page before compression
+	// (parquet-go's default).
+	pqPageBytes = 256 << 10
 )
 
 // errTornLine is a batch that does not end with a newline (never written
@@ -676,8 +680,35 @@ func (o pqOptions) codecOf() compress.Codec {
 	if o.codec == ParquetSnappy {
 		return &snappy.Codec{}
 	}
-	return &zstd.Codec{Level: zstd.SpeedDefault}
+	return pqZstd
 }
+
+// zstdCodec is parquet-go's zstd codec with one encoder for the process
+// and a window of one page: parquet-go's own makes encoders with an 8 MiB
+// window (tens of MiB of history while converting), where a page (256 KiB)
+// is compressed alone anyway.
+type zstdCodec struct {
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+var pqZstd = func() zstdCodec {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(pqPageBytes),
+		zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		panic(err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		panic(err)
+	}
+	return zstdCodec{enc: enc, dec: dec}
+}()
+
+func (zstdCodec) String() string                            { return "ZSTD" }
+func (zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
+func (c zstdCodec) Encode(dst, src []byte) ([]byte, error)  { return c.enc.EncodeAll(src, dst[:0]), nil }
+func (c zstdCodec) Decode(dst, src []byte) ([]byte, error)  { return c.dec.DecodeAll(src, dst[:0]) }
 
 // pqResult is a converted object.
 type pqResult struct {
@@ -709,6 +740,7 @@ func (c *pqConverter) convert(plan *pqPlan, src io.Reader, dst io.Writer, o pqOp
 		parquet.Compression(o.codecOf()),
 		parquet.DataPageVersion(1), // read by every engine (older Hive and Spark too)
 		parquet.DictionaryMaxBytes(pqDictMaxBytes),
+		parquet.PageBufferSize(pqPageBytes),
 		parquet.CreatedBy("nginx-shipper", "", ""),
 	)
 	buf := make([]byte, pqChunk)

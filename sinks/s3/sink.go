@@ -80,6 +80,9 @@ type Sink struct {
 
 	// pqCreate creates a converted Parquet file (tests inject faults).
 	pqCreate func(path string) (io.WriteCloser, error)
+	// pqMu lets one batch at a time be converted, whatever
+	// upload_concurrency: the conversion's memory is one row group's.
+	pqMu sync.Mutex
 
 	// Owned by the committer goroutine.
 	open map[string]*batchFile

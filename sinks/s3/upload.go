@@ -211,10 +211,12 @@ func (s *Sink) uploadParquet(ctx context.Context, bf *batchFile, conv *pqConvert
 	dir := s.cfg.SpoolDir
 	pqPath := bf.path(dir, extParquet)
 	if bf.pq == nil {
+		s.pqMu.Lock()
 		start := time.Now()
 		res, err := conv.convertFile(newPQPlan(*bf.meta.Schema), bf.path(dir, extReady), pqPath,
 			pqOptions{codec: s.cfg.ParquetCompression, rowGroupBytes: s.cfg.ParquetRowGroupBytes}, s.pqCreate)
 		s.m.pqSeconds.Add(time.Since(start).Seconds())
+		s.pqMu.Unlock()
 		if err != nil {
 			s.m.pqErrors.Inc()
 			return err
