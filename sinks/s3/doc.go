@@ -1,6 +1,6 @@
 // Package s3 is the S3 sink: parsed events go, through a durable local spool,
-// into gzip NDJSON objects laid out for a data lake (Hive partitions read by
-// Spark, Athena, Hive).
+// into gzip NDJSON or Parquet objects laid out for a data lake (Hive
+// partitions read by Spark, Athena, Hive).
 //
 // # Life cycle
 //
@@ -62,7 +62,8 @@
 // batch_max_events events, when it is batch_max_age old, when 64 batches are
 // open (the oldest is closed), when the spool is full with nothing else to
 // upload, and at Close. Its key is
-// <prefix><hostname>-<opened, 20060102T150405Z>-<uuid>.json.gz.
+// <prefix><hostname>-<opened, 20060102T150405Z>-<uuid>.json.gz (.parquet
+// with format parquet).
 //
 // # Upload
 //
@@ -70,12 +71,65 @@
 // CRC-32 (x-amz-checksum-crc32), which S3 verifies; larger ones with the SDK's multipart
 // uploader (feature/s3/manager), upload_part_size parts each carrying a
 // CRC-32 checksum that S3 verifies. Content-Type is application/x-ndjson,
-// Content-Encoding gzip; sse, sse_kms_key_id, storage_class and tags are set
-// when configured. A failed attempt is retried forever, oldest batch first,
+// Content-Encoding gzip (a Parquet object: application/vnd.apache.parquet,
+// no encoding); sse, sse_kms_key_id, storage_class and tags are set when
+// configured. A failed attempt is retried forever, oldest batch first,
 // with exponential backoff from retry_min_backoff to retry_max_backoff and
 // jitter; each attempt is bounded by upload_timeout. An aborted multipart
 // upload may leave parts behind; a bucket lifecycle rule
 // (AbortIncompleteMultipartUpload) cleans them.
+//
+// # Parquet (format = "parquet")
+//
+// The spool does not change: a batch is gzip NDJSON, durable, fsynced and
+// recovered after a crash exactly as above. What changes is the object.
+// Each input's schema (parser.Schema, from its log_format) reaches the sink
+// through UseSchemas before the first Send; a batch of that input's events
+// records the schema in its meta when it opens (so a batch spooled before a
+// restart or a reload that changed the format is converted with the schema
+// its events were written with) and its key ends in .parquet. Dead-letter
+// batches stay gzip NDJSON; an input without a schema too, with a warning.
+//
+// At upload the closed batch is converted, streaming: the uploader gunzips
+// it 1 MiB of lines at a time, turns each JSON line into a row (a small
+// schema-driven JSON scanner: no reflection, no map per event; strings point
+// into the chunk unless they hold escapes), hands the rows to parquet-go and
+// flushes a row group every parquet_row_group_bytes of NDJSON (16 MiB by
+// default: four row groups in a full object). Memory is bounded by one row
+// group (its column buffers, dictionaries and compressed pages) plus one
+// chunk, not by the object: BenchmarkParquetConvertMemory measures about
+// 28 MiB of heap at 16 MiB row groups and 54 MiB at 64 MiB, for any object
+// size. One batch is converted at a time, whatever upload_concurrency.
+//
+// The Parquet file is written to <id>.parquet.tmp in the spool, with its
+// CRC-32 computed as it is written, fsynced, and only then uploaded, whole,
+// with that checksum (PutObject, or multipart from multipart_threshold):
+// a torn file never leaves the machine and S3 verifies what it stores. The
+// file is kept across the upload's retries and deleted after. A crash
+// during the conversion leaves a torn .parquet.tmp, which the next start
+// deletes with the other *.tmp; the batch is still .ready and is converted
+// again. The object key is the batch's, so a re-upload overwrites.
+//
+// Columns, in the JSON's field order, every one optional (null where the
+// JSON leaves the field out): strings as BYTE_ARRAY STRING with a dictionary
+// (a column whose dictionary passes 1 MiB in a row group goes on PLAIN),
+// integers INT64, numbers DOUBLE, booleans BOOLEAN, the timestamp as INT64
+// TIMESTAMP(MILLIS, isAdjustedToUTC) followed by <name>_offset INT32 (the UTC
+// offset nginx wrote, minutes east, as in the Avro schema), nginx's lists as
+// LIST of optional items, the header records (request_headers, ...) as
+// groups of optional strings. Pages are v1 (read by every engine), 256 KiB,
+// compressed with zstd (default) or snappy (parquet_compression); column
+// chunk and page statistics (min, max, null count) and the column and offset
+// indexes are written, so engines skip row groups and pages. A JSON value
+// the schema has no column for (or of the wrong type, which our own JSON
+// never has) is left out and counted (parquet_dropped_values_total).
+//
+// parquet-go (github.com/parquet-go/parquet-go) writes the files, with one
+// zstd encoder of a page-sized window for the process (parquet-go's own
+// codec keeps 8 MiB windows: 146 MiB of heap for a 62 MiB batch instead of
+// 28). It was measured against apache/arrow-go's JSON reader + pqarrow on
+// the same 100,000 events: about half the CPU, a quarter of the memory,
+// objects 11% smaller, and far fewer dependencies (see the README).
 //
 // # Invalid events
 //
@@ -95,7 +149,9 @@
 // bytes_uploaded_total, upload_errors_total, upload_retries_total,
 // upload_duration_seconds, spool_bytes, spool_batches,
 // spool_oldest_batch_age_seconds, spool_max_bytes, spool_compactions_total,
-// spool_recovered_batches_total, spool_recovered_torn_bytes_total.
+// spool_recovered_batches_total, spool_recovered_torn_bytes_total,
+// parquet_conversions_total, parquet_conversion_errors_total,
+// parquet_conversion_seconds_total, parquet_dropped_values_total.
 //
 // # Performance
 //
