@@ -450,14 +450,20 @@ func (h *harvester) add(line []byte, start int64) {
 	var sp span
 	h.meta.Offset = start
 	sp.val0 = len(fl.arena)
-	var err error
-	fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
-	sp.val1 = len(fl.arena)
-	// Avro (issue #13): the Kafka sink's value_format = "avro" wants the
-	// same event in the Confluent wire format, encoded from the same match.
-	var avroErr error
-	if err == nil && h.a.avro {
-		avroErr = h.appendAvro(fl, &sp, line)
+	var err, avroErr error
+	if h.a.avroOnly {
+		// Avro (issue #13) and no sink wants the JSON: match and encode
+		// Avro only; Value stays empty.
+		sp.val1 = sp.val0
+		err, avroErr = h.parseAvro(fl, &sp, line)
+	} else {
+		fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
+		sp.val1 = len(fl.arena)
+		// Avro (issue #13): the Kafka sink's value_format = "avro" wants
+		// the same event in the Confluent wire format, from the same match.
+		if err == nil && h.a.avro {
+			avroErr = h.appendAvro(fl, &sp, line)
+		}
 	}
 	// The raw line is kept only where a sink needs it: the dead-letter
 	// path of a line that did not parse (or not fit its Avro schema), or a
@@ -506,6 +512,27 @@ func (h *harvester) appendAvro(fl *flight, sp *span, line []byte) error {
 	}
 	sp.avro1 = len(fl.arena)
 	return nil
+}
+
+// parseAvro is add's parse when only Avro is wanted: the line's event in
+// the Confluent wire format (as appendAvro) straight from the match. It
+// returns the *parser.ParseError of a line that does not match, or the
+// *parser.SchemaError of one whose event does not fit its schema.
+func (h *harvester) parseAvro(fl *flight, sp *span, line []byte) (parseErr, schemaErr error) {
+	sp.avro0 = len(fl.arena)
+	fl.arena = append(fl.arena, 0, 0, 0, 0, 0)
+	var err error
+	fl.arena, err = h.in.parser.ParseAvro(fl.arena, line, h.meta, &h.res)
+	if err != nil {
+		fl.arena = fl.arena[:sp.avro0]
+		if _, ok := err.(*parser.SchemaError); ok {
+			h.in.schemaErrors.Inc()
+			return nil, err
+		}
+		return err, nil
+	}
+	sp.avro1 = len(fl.arena)
+	return nil, nil
 }
 
 // addLong adds the head of a too-long line as a dead-letter event.
