@@ -281,7 +281,11 @@ func (h *harvester) run(ctx context.Context) {
 			return
 		}
 		if !h.rotated && idle >= h.a.cfg.CloseInactive.Duration && h.end() == h.offset {
+			// Parked, not just closed: its last batches may still be in
+			// flight, and reading must resume after them, not at the
+			// checkpoint (that was read twice).
 			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
+			h.a.park(h, false)
 			return
 		}
 		if !h.sleep(ctx, poll) {
@@ -327,6 +331,7 @@ func (h *harvester) parkNow(ctx context.Context, queue bool) bool {
 		return false
 	}
 	h.a.park(h, queue)
+	h.a.m.slotReleases.Inc()
 	return true
 }
 
