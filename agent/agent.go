@@ -32,6 +32,9 @@ type Options struct {
 	// Avro makes every parsed event carry its Avro encoding too
 	// (sinks.Event.Avro): the Kafka sink's value_format = "avro".
 	Avro bool
+	// AvroOnly (with Avro): no sink wants the JSON, so lines are matched
+	// and encoded in Avro only and Event.Value is empty.
+	AvroOnly bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -60,11 +63,12 @@ type Agent struct {
 	budget  *budget
 	readers *readers
 
-	flights flightPool
-	keepRaw bool
-	avro    bool
-	acked   []prometheus.Counter // per sink, in a.sinks order
-	sendCtx context.Context      // see Run
+	flights  flightPool
+	keepRaw  bool
+	avro     bool
+	avroOnly bool
+	acked    []prometheus.Counter // per sink, in a.sinks order
+	sendCtx  context.Context      // see Run
 
 	mu       sync.Mutex
 	open     map[fileKey]*harvester
@@ -157,6 +161,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		scanNow:   make(chan struct{}, 1),
 		keepRaw:   opts.KeepRaw,
 		avro:      opts.Avro,
+		avroOnly:  opts.Avro && opts.AvroOnly,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()

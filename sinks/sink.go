@@ -55,7 +55,8 @@ type Source struct {
 // Event is one line of a log file on its way to the sinks.
 type Event struct {
 	// Value is the JSON object of the parsed event, without a trailing
-	// newline. It is nil when Err is set.
+	// newline. It is nil when Err is set, and empty when the agent was told
+	// no sink wants it (only the Kafka sink, in Avro: see Avro).
 	Value []byte
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte

@@ -28,6 +28,7 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka/devregistry"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
 )
 
 // nodeModules returns the folder .ci/deps installs kafkajs and
@@ -97,6 +98,7 @@ func TestE2EAvroOutsideConsumer(t *testing.T) {
 	k := e2e.StartKafka(t, "nginx-access", "nginx-access-invalid")
 	srv := httptest.NewServer(devregistry.New().Handler())
 	t.Cleanup(srv.Close)
+	s3srv := s3test.Start(t) // S3 too: the agent makes the JSON and the Avro from one match
 
 	dir := t.TempDir()
 	confPath := filepath.Join(root, "parser", "testdata", "nginx", "nginx.conf.in")
@@ -158,6 +160,7 @@ func TestE2EAvroOutsideConsumer(t *testing.T) {
 		ScanInterval: "100ms", PollInterval: "50ms", CheckpointInterval: "200ms", ShutdownTimeout: "20s",
 		Kafka: &e2e.KafkaSink{Brokers: k.Brokers, Topic: "nginx-access", Key: "remote_addr", Compression: "gzip",
 			DeadLetterTopic: "nginx-access-invalid", ValueFormat: kafka.ValueAvro, RegistryURL: srv.URL},
+		S3: e2e.S3For(s3srv, "nginx/dt=%Y-%m-%d/", "1s"),
 	}
 	for _, in := range ins {
 		cfg.Inputs = append(cfg.Inputs, e2e.Input{Paths: in.Paths, Format: in.Format})
@@ -234,12 +237,29 @@ func TestE2EAvroOutsideConsumer(t *testing.T) {
 	if stages[kafka.StageParse] != bad[0] || stages[kafka.StageSchema] != bad[1] {
 		t.Fatalf("dead-letter records by stage: %q, want parse %q and schema %q", stages, bad[0], bad[1])
 	}
+	// S3 has the JSON events of every parsed line, the schema-stage one too.
+	s3r := e2e.NewS3Reader(t, s3srv, "nginx/")
+	e2e.WaitFor(t, 60*time.Second, "the JSON events in S3", func() (bool, string) {
+		err := s3r.Refresh(nil)
+		return err == nil && len(s3r.Events()) == len(want)+1, fmt.Sprintf("%d of %d events (%v)", len(s3r.Events()), len(want)+1, err)
+	})
+	for _, ev := range s3r.Events() {
+		w, ok := want[fmt.Sprintf("%s@%d", ev.File, ev.Offset)]
+		var got map[string]any
+		if err := json.Unmarshal(ev.Raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		if ok && !reflect.DeepEqual(got, w) {
+			t.Fatalf("S3 event differs from the parser's:\n%s", ev.Raw)
+		}
+	}
 	if code := p.Term(60 * time.Second); code != 0 {
 		t.Errorf("nginx-shipper exited %d after SIGTERM, want 0", code)
 	}
 }
 
-// TestE2EAvroReloadRegistersNewVersion: the schema is registered at start
+// TestE2EAvroReloadRegistersNewVersion (Kafka only: the agent encodes Avro
+// only, without the JSON): the schema is registered at start
 // and again on reload (SIGHUP), never per record: a log_format that gained
 // $request_id and a header becomes version 2 of the subject (BACKWARD, the
 // checking registry's default), and the records written after the reload

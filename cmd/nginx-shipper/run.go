@@ -242,6 +242,8 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
 		KeepRaw: cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
 		Avro:    cfg.kafkaAvro(),
+		// Kafka in Avro is the only sink: the JSON is not needed.
+		AvroOnly: cfg.kafkaAvro() && !cfg.S3Enabled(),
 	})
 	if err != nil {
 		closeAll()

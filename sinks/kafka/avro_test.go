@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
@@ -190,7 +194,7 @@ func TestRegistryDownAtStart(t *testing.T) {
 	}
 	waitFor(t, func() string { return readyString(e.s) }, func() bool {
 		err := e.s.RegistryReady()
-		return err != nil && strings.Contains(err.Error(), "unreachable") && strings.Contains(err.Error(), topicMain+"-value")
+		return err != nil && strings.Contains(err.Error(), "retrying") && strings.Contains(err.Error(), "connection refused") && strings.Contains(err.Error(), topicMain+"-value")
 	})
 	b := e.avroBatch(p, testSource, combinedLine)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -367,4 +371,65 @@ func TestAvroConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("valid: %v", err)
 	}
+}
+
+// TestRegistryTLSAndAuth: the registry is reached over mutual TLS with
+// basic auth from password_file, or with a bearer token from
+// bearer_token_file; a wrong password is not a refusal but a readiness
+// reason naming the registry's answer, retried.
+func TestRegistryTLSAndAuth(t *testing.T) {
+	pki := newPKI(t)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	serve := func(auth string) string {
+		srv := httptest.NewUnstartedServer(devregistry.New(srfake.WithAuth(auth)).Handler())
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	p := combinedParser(t)
+	schemas := []InputSchema{{Input: 0, Avro: p.Schema().Avro()}}
+	tlsCfg := TLSConfig{CAFile: pki.caFile, CertFile: pki.certFile, KeyFile: pki.keyFile}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("shipper:s3cret"))
+
+	c := newCluster(t)
+	cfg := avroConfig(c.ListenAddrs(), serve(basic))
+	cfg.SchemaRegistry.TLS = tlsCfg
+	cfg.SchemaRegistry.Username, cfg.SchemaRegistry.PasswordFile = "shipper", file("pw", "s3cret")
+	if err := CheckSchemas(context.Background(), cfg, schemas); err != nil {
+		t.Fatalf("mTLS + basic auth: %v", err)
+	}
+	e := newEnv(t, c, cfg)
+	if err := e.s.UseSchemas(schemas); err != nil {
+		t.Fatal(err)
+	}
+	b := e.avroBatch(p, testSource, combinedLine)
+	e.mustSend(b)
+	e.mustDone(b)
+
+	bearer := avroConfig(c.ListenAddrs(), serve("Bearer tok-123"))
+	bearer.SchemaRegistry.TLS = tlsCfg
+	bearer.SchemaRegistry.BearerTokenFile = file("token", "tok-123")
+	if err := CheckSchemas(context.Background(), bearer, schemas); err != nil {
+		t.Fatalf("bearer token: %v", err)
+	}
+
+	wrong := cfg
+	wrong.SchemaRegistry.PasswordFile = file("pw2", "wrong")
+	e2 := newEnv(t, c, wrong)
+	if err := e2.s.UseSchemas(schemas); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() string { return readyString(e2.s) }, func() bool {
+		err := e2.s.RegistryReady()
+		return err != nil && strings.Contains(err.Error(), "retrying") && strings.Contains(err.Error(), "HTTP 403") && strings.Contains(err.Error(), "not authorized")
+	})
 }

@@ -360,6 +360,9 @@ func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, stage, reason, source
 	val := ev.Raw
 	if val == nil {
 		val = ev.Value // a parsed event the broker rejected: its JSON
+		if len(val) == 0 {
+			val = ev.Avro // the agent made Avro only
+		}
 	}
 	trunc := ev.Truncated
 	if len(val) > s.dlqMax {

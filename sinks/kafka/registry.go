@@ -309,10 +309,14 @@ func (r *registrar) register(ctx context.Context, st *subjectState) {
 				"input", st.input, "err", err)
 			return
 		}
+		var re *sr.ResponseError
+		if errors.As(err, &re) {
+			err = fmt.Errorf("%s %s: HTTP %d, error code %d: %w", re.Method, re.URL, re.StatusCode, re.ErrorCode, err)
+		}
 		r.mu.Lock()
-		r.waiting = fmt.Sprintf("schema registry unreachable for subject %s (attempt %d, retrying): %v", st.subject, attempt, err)
+		r.waiting = fmt.Sprintf("cannot register subject %s yet (attempt %d, retrying with backoff; reading waits): %v", st.subject, attempt, err)
 		r.mu.Unlock()
-		r.log.Warn("schema registry unreachable; reading waits, retrying", "subject", st.subject, "attempt", attempt, "in", backoff, "err", err)
+		r.log.Warn("the schema registry did not take the schema; reading waits, retrying", "subject", st.subject, "attempt", attempt, "in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 			return
