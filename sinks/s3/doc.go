@@ -108,7 +108,9 @@
 // file is kept across the upload's retries and deleted after. A crash
 // during the conversion leaves a torn .parquet.tmp, which the next start
 // deletes with the other *.tmp; the batch is still .ready and is converted
-// again. The object key is the batch's, so a re-upload overwrites.
+// again. The object key is the batch's, so a re-upload overwrites. The
+// converted file is not counted in spool_max_bytes: at most one exists per
+// uploader, about 70% of the batch's gzip size.
 //
 // Columns, in the JSON's field order, every one optional (null where the
 // JSON leaves the field out): strings as BYTE_ARRAY STRING with a dictionary

@@ -305,3 +305,50 @@ func TestParquetCrashDuringConversion(t *testing.T) {
 		t.Errorf("spool not empty after the upload: %v", left)
 	}
 }
+
+// TestParquetMetaWithoutSchema: a parquet batch whose meta lost its schema
+// (edited by hand) is shipped as gzip NDJSON under a .json.gz key rather
+// than stuck or lost.
+func TestParquetMetaWithoutSchema(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := testConfig(t, srv)
+	cfg.Format = FormatParquet
+	h1 := newHarness(t, cfg, srv.Client())
+	h1.s.UseSchemas([]InputSchema{{Input: 0, Schema: syntheticSchema}})
+	t0 := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	evs := jsonEvents(10, t0)
+	var a acks
+	sendAll(t, h1.s, &sinks.Source{Path: "/var/log/a.log"}, evs, 10, &a)
+	waitFor(t, 10*time.Second, "all events acknowledged", func() bool { return a.count() == len(evs) })
+	h1.s.crash()
+	var metas []string
+	for _, name := range spoolFiles(t, cfg.SpoolDir) {
+		if strings.HasSuffix(name, extMeta) {
+			metas = append(metas, name)
+		}
+	}
+	if len(metas) != 1 {
+		t.Fatalf("metas %v", metas)
+	}
+	p := filepath.Join(cfg.SpoolDir, metas[0])
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m["format"] != "parquet" || m["schema"] == nil {
+		t.Fatalf("meta %s: %v", b, err)
+	}
+	delete(m, "schema")
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(p, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, cfg, srv.Client())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h2.s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equalLines(t, allLines(lakeLines(t, srv, "nginx/")), values(evs))
+}

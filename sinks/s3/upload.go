@@ -179,7 +179,13 @@ func (s *Sink) uploadOnce(ctx context.Context, bf *batchFile, conv *pqConverter)
 	dir := s.cfg.SpoolDir
 	path := bf.path(dir, extReady)
 	if bf.meta.Format == FormatParquet {
-		return s.uploadParquet(ctx, bf, conv)
+		if bf.meta.Schema != nil {
+			return s.uploadParquet(ctx, bf, conv)
+		}
+		// A meta edited by hand: ship the events as they are, not lose them.
+		s.log.Error("parquet batch without a schema in its meta; uploading it as gzip NDJSON", "id", bf.id)
+		bf.meta.Format = ""
+		bf.meta.Key = strings.TrimSuffix(bf.meta.Key, ".parquet") + ".json.gz"
 	}
 	if bf.members > 1 && bf.raw/int64(bf.members) < compactBelow {
 		size, err := compactFile(dir, path, bf.path(dir, extTmp), s.cfg.CompressionLevel)
