@@ -369,3 +369,41 @@ func TestParseTimestamp(t *testing.T) {
 		t.Error("parsed yesterday")
 	}
 }
+
+// FuzzParquetLine: any line (the spool holds our own JSON, but a disk can
+// hold anything) converts or fails with an error, never a panic, and a
+// converted row has one value or more per leaf column, in column order.
+func FuzzParquetLine(f *testing.F) {
+	for _, g := range goldenSets[:4] {
+		for _, l := range goldenLines(f, g.log)[:5] {
+			f.Add(l)
+		}
+	}
+	f.Add(`{"upstream_status":[1,null,"x"],"request_headers":{"a":"\ud83d\ude00\u00"},"timestamp":"2026-01-02T03:04:05.6+05:45"}`)
+	plan := newPQPlan(goldenSchema(f, "upstream"))
+	f.Fuzz(func(t *testing.T, line string) {
+		var c pqConverter
+		c.reset(plan)
+		if err := c.addLine([]byte(line)); err != nil {
+			return
+		}
+		row := c.rows[0]
+		col := -1
+		for _, v := range row {
+			if v.Column() < col {
+				t.Fatalf("column %d after %d", v.Column(), col)
+			}
+			col = v.Column()
+		}
+		if col != plan.ncols-1 {
+			t.Fatalf("last column %d of %d", col, plan.ncols)
+		}
+		w := parquet.NewWriter(io.Discard, plan.schema)
+		if _, err := w.WriteRows(c.rows); err != nil {
+			t.Fatalf("the writer refuses the row: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
