@@ -59,10 +59,13 @@ type Agent struct {
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
 
-	mu       sync.Mutex
-	open     map[fileKey]*harvester
-	opening  int            // slots taken by files being opened
-	pathRefs map[string]int // open harvesters per path (their metric series)
+	mu      sync.Mutex
+	open    map[fileKey]*harvester
+	opening int // slots taken by files being opened
+	// openingKeys are the files being opened: two openers of one file (a
+	// scan and a slot's admission) would read it twice.
+	openingKeys map[fileKey]bool
+	pathRefs    map[string]int // open harvesters per path (their metric series)
 	// shelf: files known but not open (parked or queued), see slots.go.
 	shelf     map[fileKey]*shelved
 	shelfPath map[string]fileKey // the shelved file last seen at a path
@@ -137,18 +140,19 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		return nil, err
 	}
 	a := &Agent{
-		cfg:       cfg,
-		sinks:     ss,
-		log:       opts.Log,
-		reg:       reg,
-		budget:    newBudget(int64(cfg.MaxInFlightBytes)),
-		open:      map[fileKey]*harvester{},
-		pathRefs:  map[string]int{},
-		shelf:     map[fileKey]*shelved{},
-		shelfPath: map[string]fileKey{},
-		readers:   newReaders(readersMax),
-		scanNow:   make(chan struct{}, 1),
-		keepRaw:   opts.KeepRaw,
+		cfg:         cfg,
+		sinks:       ss,
+		log:         opts.Log,
+		reg:         reg,
+		budget:      newBudget(int64(cfg.MaxInFlightBytes)),
+		open:        map[fileKey]*harvester{},
+		pathRefs:    map[string]int{},
+		openingKeys: map[fileKey]bool{},
+		shelf:       map[fileKey]*shelved{},
+		shelfPath:   map[string]fileKey{},
+		readers:     newReaders(readersMax),
+		scanNow:     make(chan struct{}, 1),
+		keepRaw:     opts.KeepRaw,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
@@ -288,6 +292,10 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.noteGeneration(busyH, path, k)
 		return
 	}
+	if a.openingKeys[k] {
+		a.mu.Unlock()
+		return
+	}
 	var movedFrom fileKey
 	moved := false
 	if pk, ok := a.shelfPath[path]; ok && pk != k {
@@ -320,7 +328,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		return
 	}
 	a.mu.Lock()
-	if a.open[k] != nil || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
+	if a.open[k] != nil || a.openingKeys[k] || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
 		a.mu.Unlock()
 		return
 	}
@@ -343,10 +351,12 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.unshelveLocked(sh)
 	}
 	a.opening++
+	a.openingKeys[k] = true
 	a.mu.Unlock()
 	a.openFile(ctx, in, path, initial, rotated, sh)
 	a.mu.Lock()
 	a.opening--
+	delete(a.openingKeys, k)
 	a.mu.Unlock()
 }
 
@@ -488,6 +498,13 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 			}
 			if info.Size() <= e.Offset {
 				found = true // fully read already
+				break
+			}
+			if de.Name() == filepath.Base(e.Path) {
+				// Not rotated: under its name, the scan reads it (it
+				// may have given its slot up already; taking it for a
+				// rotated file held a slot for minutes).
+				found = true
 				break
 			}
 			a.log.Info("found a file rotated while the agent was down", "checkpoint_path", e.Path, "now", filepath.Join(dir, de.Name()))

@@ -276,6 +276,13 @@ func (h *harvester) run(ctx context.Context) {
 		if h.mayPark() && h.parkNow(ctx, false) {
 			return
 		}
+		// A rotated file is idle from its rotation on at the earliest:
+		// nginx writes on to it until it reopens its logs, however long it
+		// was quiet before (it was let go at once, and the lines written
+		// after the rename were lost: TestDeletedFileReadToItsEndThenReleased).
+		if h.rotated && time.Since(h.rotatedAt) < idle {
+			idle = time.Since(h.rotatedAt)
+		}
 		if h.rotated && idle >= h.a.cfg.RotateWait.Duration {
 			h.finishRotated(ctx)
 			return
