@@ -40,14 +40,16 @@ const dlqHeadroom = 8 << 10
 
 // Sink produces events to Kafka. It implements sinks.Sink.
 type Sink struct {
-	cfg     Config
-	log     *slog.Logger
-	cl      *kgo.Client
-	m       *metrics
-	budget  budget
-	promise func(*kgo.Record, error) // s.onPromise, bound once
-	host    []byte
-	dlqMax  int
+	cfg       Config
+	log       *slog.Logger
+	cl        *kgo.Client
+	m         *metrics
+	h         health
+	budget    budget
+	stopProbe chan struct{}
+	promise   func(*kgo.Record, error) // s.onPromise, bound once
+	host      []byte
+	dlqMax    int
 
 	closed atomic.Bool // Close was called: Send refuses new batches
 
@@ -107,6 +109,8 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 	}
 	s.rq.init()
 	go s.rerouteLoop()
+	s.stopProbe = make(chan struct{})
+	go s.probe(s.stopProbe)
 	return s, nil
 }
 
@@ -127,7 +131,7 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.ClientID(c.ClientID),
 		kgo.DialTimeout(c.DialTimeout.Duration),
 		kgo.WithLogger(kgoLogger{s.log}),
-		kgo.WithHooks(hooks{s.m}),
+		kgo.WithHooks(hooks{s.m, &s.h}),
 		// Delivery: acks=all with the idempotent producer (franz-go's
 		// default with acks=all), unlimited retries and no delivery
 		// timeout, so a broker outage is waited out, never dropped.
@@ -464,6 +468,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.clientClosed = true
 	s.mu.Unlock()
+	close(s.stopProbe)
 	s.cl.Close()
 	// Closing failed every buffered record through its promise; reroutes
 	// still queued find the client closed. Both complete quickly.
@@ -628,14 +633,4 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), l, msg, keyvals...)
-}
-
-// Ready reports why the sink is not ready (/readyz): the last produce
-// request to the brokers failed (down or unreachable; records wait and are
-// retried). nil when it is ready.
-func (s *Sink) Ready() error {
-	if s.m.produceFailing.Load() {
-		return errors.New("produce requests to the brokers are failing (retrying; see the log)")
-	}
-	return nil
 }
