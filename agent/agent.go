@@ -54,8 +54,8 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
-	acked   []prometheus.Counter // per sink, in a.sinks order
-	sendCtx context.Context      // see Run
+	ops     *streamOps      // see health.go
+	sendCtx context.Context // see Run
 
 	mu      sync.Mutex
 	open    map[fileKey]*harvester
@@ -146,8 +146,10 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	if corrupt != "" {
 		a.m.checkpointCorrupt.Set(1)
 	}
-	for _, s := range ss {
-		a.acked = append(a.acked, a.m.acked.WithLabelValues(s.Name()))
+	a.m.addSinks(ss)
+	a.ops = &streamOps{m: a.m, dl: &deadLetters{dir: filepath.Join(cfg.DataDir, "dead-letter"), m: a.m}}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newFileCollector(a))
 	}
 	for i, in := range ins {
 		name := "custom"
@@ -331,6 +333,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
 		buf:  make([]byte, 0, 64<<10),
 	}
+	a.m.fileOpened(path)
 	h.lines = a.m.linesRead.WithLabelValues(path)
 	h.bytes = a.m.bytesRead.WithLabelValues(path)
 	h.lagG = a.m.lag.WithLabelValues(path)
@@ -349,6 +352,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	go func() {
 		defer a.wg.Done()
 		h.run(ctx)
+		a.harvesterEnded(ctx, h)
 		a.mu.Lock()
 		delete(a.open, k)
 		a.m.openFiles.Set(float64(len(a.open)))
@@ -472,11 +476,6 @@ func (a *Agent) inputFor(path string) *input {
 	return nil
 }
 
-func (a *Agent) newStream(e *entry) *stream {
-	s := newStream(a.reg, e, a.log.With("path", e.Path), a.release)
-	return s
-}
-
 func (a *Agent) getFlight(src *sinks.Source) *flight {
 	fl := a.flights.get()
 	fl.b.Reset(src)
@@ -488,13 +487,7 @@ func (a *Agent) getFlight(src *sinks.Source) *flight {
 // release is called once per flight, in order, after every sink finished it.
 func (a *Agent) release(fl *flight) {
 	n := len(fl.b.Events)
-	if fl.err == nil {
-		for _, c := range a.acked {
-			c.Add(float64(n))
-		}
-	} else {
-		a.m.sinkErrors.WithLabelValues("any").Add(float64(n))
-	}
+	a.countDone(fl)
 	a.m.inFlight.Sub(float64(n))
 	a.budget.release(fl.cost)
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
@@ -527,8 +520,10 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 	if len(fl.b.Events) == 0 {
 		return true
 	}
-	for _, sk := range a.sinks {
+	for si, sk := range a.sinks {
 		if err := sk.Send(ctx, &fl.b); err != nil {
+			a.sendFailed(si, len(fl.b.Events))
+			err = sinks.Failed(sk.Name(), err)
 			for i := range fl.b.Events {
 				fl.b.Events[i].Done(err)
 			}

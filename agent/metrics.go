@@ -1,20 +1,37 @@
 package agent
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
 
 // metrics are the agent's own Prometheus metrics. Sinks register theirs.
 type metrics struct {
-	linesRead     *prometheus.CounterVec // path
-	bytesRead     *prometheus.CounterVec // path
-	eventsParsed  *prometheus.CounterVec // input
-	parseErrors   *prometheus.CounterVec // input
-	longLines     *prometheus.CounterVec // input
-	rotations     *prometheus.CounterVec // path, kind
-	lag           *prometheus.GaugeVec   // path
-	acked         *prometheus.CounterVec // sink
-	sinkErrors    *prometheus.CounterVec // sink
+	linesRead    *prometheus.CounterVec // path
+	bytesRead    *prometheus.CounterVec // path
+	eventsParsed *prometheus.CounterVec // input
+	parseErrors  *prometheus.CounterVec // input
+	longLines    *prometheus.CounterVec // input
+	rotations    *prometheus.CounterVec // path, kind
+	lag          *prometheus.GaugeVec   // path
+	// sinkCounts are each sink's acknowledged and failed events (in
+	// a.sinks order), exported as events_acked_total and
+	// sink_errors_total; ownCounts are those the agent keeps itself, for
+	// sinks that keep none (all or nothing per batch).
+	sinkCounts     []*sinks.Counts
+	sinkNames      []string
+	ownCounts      map[int]*sinks.Counts
+	deadLettered   *prometheus.CounterVec // sink
+	releasedUnread prometheus.Counter
+	eventToAck     prometheus.Histogram
+	readToAck      prometheus.Histogram
+
+	filesMu       sync.Mutex
+	files         map[string]int // readers per path, for deleting its series
 	inFlight      prometheus.Gauge
 	inFlightBytes prometheus.Gauge
 	openFiles     prometheus.Gauge
@@ -42,10 +59,16 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Rotations seen: kind is rename, delete or truncate."}, []string{"path", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "file_lag_bytes",
 			Help: "Bytes between the read position and the end of the file."}, []string{"path"}),
-		acked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_acked_total",
-			Help: "Events a sink acknowledged (durably accepted)."}, []string{"sink"}),
-		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sink_errors_total",
-			Help: "Events a sink failed for good (their lines are not checkpointed)."}, []string{"sink"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_lettered_events_total",
+			Help: "Events a sink failed for good that were written to data_dir/dead-letter/ (the checkpoint moved past them), by the sink that failed."}, []string{"sink"}),
+		releasedUnread: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "released_unread_bytes_total",
+			Help: "Bytes a file still had unread when its reader let it go (not at shutdown). Must stay 0."}),
+		eventToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "event_ack_latency_seconds",
+			Help:    "From a line's own timestamp (the event time nginx wrote) to the moment every sink acknowledged it.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18)}), // 10ms .. ~22min
+		readToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "read_ack_latency_seconds",
+			Help:    "From reading a batch's first line to the moment every sink acknowledged the batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}), // 1ms .. ~9min
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_events",
 			Help: "Events read and not yet acknowledged by every sink."}),
 		inFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_bytes",
@@ -61,7 +84,86 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 	}
 	if reg != nil {
 		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
-			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt)
+			sinkCountsCollector{m}, m.deadLettered, m.releasedUnread, m.eventToAck, m.readToAck, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt)
 	}
 	return m
+}
+
+// addSinks sets up the per-sink counts, in ss order.
+func (m *metrics) addSinks(ss []sinks.Sink) {
+	m.ownCounts = map[int]*sinks.Counts{}
+	for i, s := range ss {
+		m.sinkNames = append(m.sinkNames, s.Name())
+		if c, ok := s.(sinks.Counter); ok {
+			m.sinkCounts = append(m.sinkCounts, c.Counts())
+			continue
+		}
+		c := &sinks.Counts{}
+		m.ownCounts[i] = c
+		m.sinkCounts = append(m.sinkCounts, c)
+	}
+}
+
+var (
+	ackedDesc = prometheus.NewDesc("nginx_shipper_events_acked_total",
+		"Events the sink acknowledged (durably accepted), counted by the sink itself.", []string{"sink"}, nil)
+	sinkErrorsDesc = prometheus.NewDesc("nginx_shipper_sink_errors_total",
+		"Events the sink failed (for good: dead-lettered or blocking; or refused while closing).", []string{"sink"}, nil)
+)
+
+// sinkCountsCollector exports each sink's Counts.
+type sinkCountsCollector struct{ m *metrics }
+
+func (c sinkCountsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ackedDesc
+	ch <- sinkErrorsDesc
+}
+
+func (c sinkCountsCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, sc := range c.m.sinkCounts {
+		acked, failed := sc.Load()
+		ch <- prometheus.MustNewConstMetric(ackedDesc, prometheus.CounterValue, float64(acked), c.m.sinkNames[i])
+		ch <- prometheus.MustNewConstMetric(sinkErrorsDesc, prometheus.CounterValue, float64(failed), c.m.sinkNames[i])
+	}
+}
+
+// fileOpened notes a reader of path (see fileClosed).
+func (m *metrics) fileOpened(path string) {
+	m.filesMu.Lock()
+	if m.files == nil {
+		m.files = map[string]int{}
+	}
+	m.files[path]++
+	m.filesMu.Unlock()
+}
+
+// fileClosed notes that a reader of path ended; when it was the last, the
+// path's series (lines_read_total, bytes_read_total, file_lag_bytes,
+// rotations_total) are deleted, so date-named files do not grow the series
+// for ever and a released file keeps no stale lag.
+func (m *metrics) fileClosed(path string) {
+	m.filesMu.Lock()
+	defer m.filesMu.Unlock()
+	if m.files[path]--; m.files[path] > 0 {
+		return
+	}
+	delete(m.files, path)
+	m.linesRead.DeleteLabelValues(path)
+	m.bytesRead.DeleteLabelValues(path)
+	m.lag.DeleteLabelValues(path)
+	m.rotations.DeletePartialMatch(prometheus.Labels{"path": path})
+}
+
+// observeAck records the latencies of a flight every sink acknowledged:
+// read to acknowledgement once, and each event's own time to
+// acknowledgement.
+func (m *metrics) observeAck(fl *flight, now time.Time) {
+	if !fl.readAt.IsZero() {
+		m.readToAck.Observe(now.Sub(fl.readAt).Seconds())
+	}
+	for i := range fl.b.Events {
+		if t := fl.b.Events[i].Time; !t.IsZero() {
+			m.eventToAck.Observe(max(now.Sub(t).Seconds(), 0))
+		}
+	}
 }

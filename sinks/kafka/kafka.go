@@ -45,6 +45,7 @@ type Sink struct {
 	cl        *kgo.Client
 	m         *metrics
 	h         health
+	counts    sinks.Counts
 	budget    budget
 	stopProbe chan struct{}
 	promise   func(*kgo.Record, error) // s.onPromise, bound once
@@ -172,6 +173,10 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "kafka" }
+
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
 
 // Send implements sinks.Sink. It first waits, until ctx is done, for room in
 // the max_buffered_records / max_buffered_bytes budget for the whole batch
@@ -334,7 +339,7 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 	kind := errKind(err)
 	s.m.errors.WithLabelValues(kind).Inc()
 	if errors.Is(err, kgo.ErrClientClosed) {
-		rs.finish(fmt.Errorf("%w: %w", sinks.ErrClosed, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w: %w", sinks.ErrClosed, err)))
 		return
 	}
 	ev := rs.ev
@@ -349,19 +354,19 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		s.m.rejected.WithLabelValues(kind, "failed").Inc()
 		s.logFailure("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleInvalid:
 		s.m.invalid.WithLabelValues("failed").Inc()
 		s.logFailure("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleReroute:
 		s.m.rejected.WithLabelValues(errKind(rs.cause), "failed").Inc()
 		s.logFailure("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
 			"topic", rs.causeTopic, "reason", rs.cause, "dead_letter_topic", r.Topic,
 			"file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
-			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
+			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err)))
 	}
 }
 
@@ -559,6 +564,7 @@ func (rs *recState) finish(err error) {
 	if p := j.errp.Load(); p != nil {
 		j.ev.Done(*p)
 		st.failed.Add(1)
+		st.s.counts.Failed(1)
 	}
 	st.eventDone()
 }
@@ -572,9 +578,11 @@ func (st *batchState) eventDone() {
 	if st.pending.Add(-1) != 0 {
 		return
 	}
-	st.b.DoneN(nil, len(st.b.Events)-int(st.failed.Load()))
-	st.failed.Store(0)
+	ok := len(st.b.Events) - int(st.failed.Load())
 	s := st.s
+	s.counts.Acked(ok)
+	st.b.DoneN(nil, ok)
+	st.failed.Store(0)
 	s.m.latency.Observe(time.Since(st.start).Seconds())
 	s.budget.release(st.grantedRecs, st.grantedBytes)
 	clear(st.recs) // drop references to the agent's bytes

@@ -54,7 +54,9 @@ type Sink struct {
 	host     string       // hostname for object names (no '/')
 	m        *metrics
 
-	uploadFailing atomic.Bool // the last upload attempt failed
+	uploadFailing atomic.Bool            // the last upload attempt failed
+	uploadErr     atomic.Pointer[string] // why, for Ready
+	counts        sinks.Counts
 
 	mu         sync.Mutex
 	closed     bool
@@ -208,6 +210,10 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "s3" }
 
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
+
 // Ready reports why the sink is not ready (/readyz): the spool is full
 // (reading is paused), or uploads are failing. nil when it is ready.
 func (s *Sink) Ready() error {
@@ -219,7 +225,11 @@ func (s *Sink) Ready() error {
 	case full:
 		return fmt.Errorf("spool full (%d bytes, spool_max_bytes %d): reading is paused until uploads succeed", spooled, s.cfg.SpoolMaxBytes)
 	case s.uploadFailing.Load():
-		return errors.New("uploads are failing (retrying; see the log)")
+		why := "see the log"
+		if p := s.uploadErr.Load(); p != nil {
+			why = *p
+		}
+		return fmt.Errorf("uploads are failing (retrying; spool %d bytes): %s", spooled, why)
 	}
 	return nil
 }
@@ -555,7 +565,7 @@ func (s *Sink) commit() {
 	if err != nil {
 		s.m.commitErrors.Inc()
 		s.log.Error("spool commit failed; events acknowledged with the error", "err", err, "batches", len(acks))
-		err = fmt.Errorf("s3 sink: spool: %w", err)
+		err = sinks.Failed("s3", fmt.Errorf("s3 sink: spool: %w", err))
 	} else {
 		s.m.eventsSpooled.Add(float64(events))
 		s.m.bytesSpooled.Add(float64(raw))
@@ -567,6 +577,11 @@ func (s *Sink) commit() {
 		p.vals, p.bytes = p.vals[:0], 0
 	}
 	for _, b := range acks {
+		if err != nil {
+			s.counts.Failed(len(b.Events))
+		} else {
+			s.counts.Acked(len(b.Events))
+		}
 		b.DoneAll(err)
 	}
 	s.m.commits.Inc()

@@ -142,6 +142,8 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 			return ctx.Err()
 		}
 		s.m.uploadErrors.Inc()
+		why := err.Error()
+		s.uploadErr.Store(&why)
 		s.uploadFailing.Store(true)
 		// Full jitter in [backoff/2, backoff].
 		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
