@@ -187,7 +187,7 @@ func (d *deadLetters) write(s *stream, fl *flight, cause error) error {
 	}
 	d.m.deadLettered.WithLabelValues(sinks.SinkOf(cause)).Add(float64(len(fl.b.Events)))
 	s.log.Error("a sink failed lines for good: they were written to the dead-letter file and the checkpoint moves past them",
-		"file", s.e.Path, "sink", sinks.SinkOf(cause), "cause", cause, "offset", fl.b.Start, "end", fl.b.End,
+		"sink", sinks.SinkOf(cause), "cause", cause, "offset", fl.b.Start, "end", fl.b.End,
 		"events", len(fl.b.Events), "dead_letter_file", path)
 	return nil
 }

@@ -182,10 +182,10 @@ func (s *stream) settle(fl *flight, err error) {
 			s.stuck = h.err
 			if forGood(h.err) {
 				s.log.Error("a sink failed lines for good and they could not be dead-lettered: the checkpoint of this file stops before them (they are read again at the next start); see nginx_shipper_file_blocked",
-					"file", s.e.Path, "sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
 			} else {
 				s.log.Warn("sinks closed before acknowledging lines: the checkpoint stops before them; they are read again at the next start",
-					"file", s.e.Path, "sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
 			}
 		}
 		if s.stuck == nil {
