@@ -196,6 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cpT := time.NewTicker(a.cfg.CheckpointInterval.Duration)
 	defer cpT.Stop()
 	for {
+		a.heartbeat()
 		select {
 		case <-ctx.Done():
 			a.wg.Wait()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,8 @@ type streamOps struct {
 
 	mu   sync.Mutex
 	live map[*stream]struct{}
+
+	beat atomic.Int64 // unix ns of the main loop's last round
 }
 
 func (o *streamOps) join(s *stream) {
@@ -254,4 +257,18 @@ func (a *Agent) harvesterEnded(ctx context.Context, h *harvester) {
 		}
 	}
 	a.m.fileClosed(h.path)
+}
+
+// heartbeat notes that the main loop went round (see Heartbeat).
+func (a *Agent) heartbeat() { a.ops.beat.Store(time.Now().UnixNano()) }
+
+// Heartbeat is when the agent's main loop last went round: at least every
+// scan_interval and checkpoint_interval while it runs, whatever the sinks
+// do. The systemd watchdog is fed from it. Zero before Run.
+func (a *Agent) Heartbeat() time.Time {
+	n := a.ops.beat.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/agent/e2e"
+	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
+)
+
+// notifySocket is a unixgram socket standing in for systemd's
+// NOTIFY_SOCKET: it records every datagram with the time it came.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+	mu   sync.Mutex
+	msgs []notifyMsg
+}
+
+type notifyMsg struct {
+	at   time.Time
+	text string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	// Socket paths are limited to ~108 bytes: not under t.TempDir().
+	dir, err := os.MkdirTemp("", "sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ns := &notifySocket{path: filepath.Join(dir, "notify")}
+	ns.conn, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: ns.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ns.conn.Read(buf)
+			if err != nil {
+				return
+			}
+			ns.mu.Lock()
+			ns.msgs = append(ns.msgs, notifyMsg{time.Now(), string(buf[:n])})
+			ns.mu.Unlock()
+		}
+	}()
+	return ns
+}
+
+func (ns *notifySocket) all() []notifyMsg {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return append([]notifyMsg(nil), ns.msgs...)
+}
+
+// index is the position of the first message at or after from containing s
+// (-1: none).
+func (ns *notifySocket) index(from int, s string) int {
+	for i, m := range ns.all() {
+		if i >= from && strings.Contains(m.text, s) {
+			return i
+		}
+	}
+	return -1
+}
+
+// startNotified runs `bin run -c cfg` with NOTIFY_SOCKET and WATCHDOG_USEC.
+func startNotified(t *testing.T, bin, cfg string, ns *notifySocket, watchdog time.Duration) (*exec.Cmd, *e2e.SyncBuffer) {
+	t.Helper()
+	logs := &e2e.SyncBuffer{}
+	cmd := exec.Command(bin, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC="+strconv.FormatInt(watchdog.Microseconds(), 10))
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	return cmd, logs
+}
+
+// TestWatchdogDuringReloadWithKafkaDown: the daemon under a stand-in for
+// systemd (NOTIFY_SOCKET, WATCHDOG_USEC=1s) is reloaded while Kafka is down,
+// so the reload takes the send grace plus the flush timeout plus the Kafka
+// close, far longer than the watchdog interval. systemd must hear
+// RELOADING=1 with MONOTONIC_USEC, EXTEND_TIMEOUT_USEC, WATCHDOG=1 at
+// least every WATCHDOG_USEC throughout, READY=1 after; and STOPPING=1 at
+// SIGTERM.
+func TestWatchdogDuringReloadWithKafkaDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the daemon and kfake")
+	}
+	bin := e2e.Shipper(t)
+	k := &restartableKafka{t: t, dir: t.TempDir()}
+	k.start()
+	defer func() { k.stop() }()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "access.log")
+	cfg := filepath.Join(dir, "shipper.toml")
+	addr := e2e.FreeAddr(t)
+	writeConfig(t, cfg, fmt.Sprintf(`[agent]
+data_dir = %q
+metrics_listen = %q
+shutdown_timeout = "4s"
+[[inputs]]
+paths = [%q]
+[sinks.kafka]
+brokers = [%q]
+topic = "out"
+`, filepath.Join(dir, "data"), addr, logPath, strings.Join(k.addrs, `", "`)))
+	if err := os.WriteFile(logPath, []byte("127.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/1 HTTP/1.1\" 200 5 \"-\" \"wd\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNotifySocket(t)
+	const wd = time.Second
+	cmd, _ := startNotified(t, bin, cfg, ns, wd)
+	e2e.WaitFor(t, 30*time.Second, "READY=1", func() (bool, string) { return ns.index(0, "READY=1") >= 0, "" })
+
+	k.stop()
+	// Lines waiting on Kafka make the stop wait its full flush timeout.
+	f, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	for i := 2; i < 200; i++ {
+		fmt.Fprintf(f, "127.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d HTTP/1.1\" 200 5 \"-\" \"wd\"\n", i)
+	}
+	f.Close()
+	e2e.WaitFor(t, 20*time.Second, "lines in flight to the stopped Kafka", func() (bool, string) {
+		v, _ := scrapeSum("http://"+addr+"/metrics", "nginx_shipper_in_flight_events")
+		return v > 0, fmt.Sprint(v)
+	})
+	reloadAt := len(ns.all())
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGHUP)
+	e2e.WaitFor(t, 60*time.Second, "READY=1 after the reload", func() (bool, string) {
+		r := ns.index(reloadAt, "RELOADING=1")
+		return r >= 0 && ns.index(r, "READY=1") >= 0, ""
+	})
+	took := time.Since(start)
+	// Keep watching a while after the reload (Kafka still down).
+	e2e.WaitFor(t, 20*time.Second, "pings after the reload", func() (bool, string) {
+		r := ns.index(reloadAt, "READY=1")
+		n := 0
+		for _, m := range ns.all()[r:] {
+			if m.text == "WATCHDOG=1" {
+				n++
+			}
+		}
+		return n >= 3, fmt.Sprint(n)
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+
+	msgs := ns.all()
+	r := ns.index(reloadAt, "RELOADING=1")
+	if !strings.Contains(msgs[r].text, "MONOTONIC_USEC=") {
+		t.Errorf("RELOADING=1 without MONOTONIC_USEC: %q", msgs[r].text)
+	}
+	if ns.index(r, "EXTEND_TIMEOUT_USEC=") < 0 {
+		t.Error("no EXTEND_TIMEOUT_USEC during the reload")
+	}
+	if ns.index(r, "STOPPING=1") < 0 {
+		t.Error("no STOPPING=1 at SIGTERM")
+	}
+	// The longest gap between pings from the first READY=1 to STOPPING=1.
+	var last time.Time
+	var gaps []time.Duration
+	var maxGap time.Duration
+	for _, m := range msgs[ns.index(0, "READY=1"):ns.index(r, "STOPPING=1")] {
+		if m.text != "WATCHDOG=1" {
+			continue
+		}
+		if !last.IsZero() {
+			g := m.at.Sub(last)
+			gaps = append(gaps, g.Round(time.Millisecond))
+			maxGap = max(maxGap, g)
+		}
+		last = m.at
+	}
+	t.Logf("reload with Kafka down took %v (WATCHDOG_USEC %v); %d pings, longest gap %v; gaps %v",
+		took.Round(time.Millisecond), wd, len(gaps)+1, maxGap.Round(time.Millisecond), gaps)
+	if took < 3*wd {
+		t.Errorf("the reload took %v: not longer than the watchdog interval, so the test proves nothing", took)
+	}
+	if maxGap >= wd {
+		t.Errorf("%v without WATCHDOG=1 (WATCHDOG_USEC %v): systemd would have killed the daemon", maxGap, wd)
+	}
+}
+
+// readyz fetches /readyz: status and decoded body.
+func readyz(t *testing.T, addr string) (int, readyBody) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, readyBody{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var body readyBody
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("/readyz body is not JSON: %v: %s", err, b)
+	}
+	return resp.StatusCode, body
+}
+
+// TestReadyzFollowsTheSinks: /readyz and nginx_shipper_sink_up follow Kafka
+// (brokers stopped and started) and S3 (versitygw stopped and started) in
+// both directions within seconds; the 503 body names the sink and why.
+func TestReadyzFollowsTheSinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the daemon, kfake and versitygw")
+	}
+	bin := e2e.Shipper(t)
+	srv := s3test.Start(t)
+	k := &restartableKafka{t: t, dir: t.TempDir()}
+	k.start()
+	defer func() { k.stop() }()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "access.log")
+	addr := e2e.FreeAddr(t)
+	cfg := filepath.Join(dir, "shipper.toml")
+	writeConfig(t, cfg, fmt.Sprintf(`[agent]
+data_dir = %q
+metrics_listen = %q
+scan_interval = "100ms"
+[[inputs]]
+paths = [%q]
+[sinks.kafka]
+brokers = [%q]
+topic = "out"
+dial_timeout = "1s"
+[sinks.s3]
+bucket = %q
+region = %q
+endpoint = %q
+force_path_style = true
+prefix = "o/"
+batch_max_age = "1s"
+retry_max_backoff = "1s"
+`, filepath.Join(dir, "data"), addr, logPath, strings.Join(k.addrs, `", "`), srv.Bucket, srv.Region, srv.Endpoint))
+	os.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	defer os.Unsetenv("AWS_ACCESS_KEY_ID")
+	defer os.Unsetenv("AWS_SECRET_ACCESS_KEY")
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	next := 0
+	write := func(n int) {
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(f, "10.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d HTTP/1.1\" 200 5 \"-\" \"ready\"\n", next)
+			next++
+		}
+	}
+	cmd, _ := startDaemon(t, bin, cfg)
+	sinkUp := func(sink string) float64 {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		v, err := e2e.SumMetric(string(b), "nginx_shipper_sink_up", `sink="`+sink+`"`)
+		if err != nil {
+			return -1
+		}
+		return v
+	}
+	sinkOf := func(b readyBody, name string) sinkState {
+		for _, s := range b.Sinks {
+			if s.Sink == name {
+				return s
+			}
+		}
+		return sinkState{}
+	}
+	// waitState waits until /readyz and sink_up agree that sink is up (or
+	// not) and returns how long that took.
+	waitState := func(sink string, up bool) (time.Duration, readyBody) {
+		t.Helper()
+		start := time.Now()
+		var body readyBody
+		e2e.WaitFor(t, 60*time.Second, fmt.Sprintf("%s up=%v in /readyz and sink_up", sink, up), func() (bool, string) {
+			write(5) // traffic, as in production
+			code, b := readyz(t, addr)
+			body = b
+			s := sinkOf(b, sink)
+			want := 0.0
+			if up {
+				want = 1
+			}
+			ok := s.Ready == up && sinkUp(sink) == want && (up || code == http.StatusServiceUnavailable)
+			return ok, fmt.Sprintf("code %d body %+v", code, b)
+		})
+		return time.Since(start).Round(time.Millisecond), body
+	}
+	write(10)
+	waitState("kafka", true)
+	waitState("s3", true)
+
+	k.stop()
+	down, body := waitState("kafka", false)
+	if s := sinkOf(body, "kafka"); s.Reason == "" || body.Ready {
+		t.Errorf("503 body %+v: want kafka not ready with a reason", body)
+	}
+	k.start()
+	up, _ := waitState("kafka", true)
+	t.Logf("Kafka brokers stopped: /readyz 503 after %v (%s); started: 200 after %v", down, sinkOf(body, "kafka").Reason, up)
+
+	srv.Stop()
+	down, body = waitState("s3", false)
+	if s := sinkOf(body, "s3"); s.Reason == "" {
+		t.Errorf("503 body %+v: want s3 not ready with a reason", body)
+	}
+	srv.Start()
+	up, _ = waitState("s3", true)
+	t.Logf("S3 stopped: /readyz 503 after %v (%s); started: 200 after %v", down, sinkOf(body, "s3").Reason, up)
+	e2e.WaitFor(t, 30*time.Second, "/readyz 200", func() (bool, string) {
+		code, b := readyz(t, addr)
+		return code == 200 && b.Ready && b.State == "running", fmt.Sprintf("%d %+v", code, b)
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+}
