@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -271,4 +272,43 @@ func (a *Agent) Heartbeat() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
+}
+
+// Checkpoint is one file's entry in data_dir/checkpoints.json, for
+// `nginx-shipper status`.
+type Checkpoint struct {
+	Path     string    `json:"path"`
+	Dev      uint64    `json:"dev"`
+	Inode    uint64    `json:"inode"`
+	Offset   int64     `json:"acked_offset"` // every line before it was acknowledged by every sink
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// ReadCheckpoints reads data_dir/checkpoints.json without taking it over
+// (the daemon may be running): its entries and when it was written. A
+// missing file is no error (no entries, zero time).
+func ReadCheckpoints(dataDir string) ([]Checkpoint, time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "checkpoints.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var rf registryFile
+	if err := json.Unmarshal(b, &rf); err != nil {
+		return nil, time.Time{}, fmt.Errorf("%s: %w", filepath.Join(dataDir, "checkpoints.json"), err)
+	}
+	written, _ := time.Parse(time.RFC3339Nano, rf.Written)
+	if written.IsZero() {
+		if fi, err := os.Stat(filepath.Join(dataDir, "checkpoints.json")); err == nil {
+			written = fi.ModTime()
+		}
+	}
+	out := make([]Checkpoint, 0, len(rf.Files))
+	for _, e := range rf.Files {
+		out = append(out, Checkpoint{Path: e.Path, Dev: e.Dev, Inode: e.Ino, Offset: e.Offset, LastSeen: e.Seen})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, written, nil
 }

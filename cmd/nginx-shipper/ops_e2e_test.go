@@ -347,3 +347,93 @@ retry_max_backoff = "1s"
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 }
+
+// TestStatusUpAndDown: `status --json` with the daemon running (files from
+// the checkpoints and the metrics, sinks from /readyz) and after it stopped
+// (data dir only, and it says so); the text form names the same.
+func TestStatusUpAndDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the daemon")
+	}
+	bin := e2e.Shipper(t)
+	k := e2e.StartKafka(t, "st")
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "access.log")
+	addr := e2e.FreeAddr(t)
+	cfg := filepath.Join(dir, "shipper.toml")
+	writeConfig(t, cfg, fmt.Sprintf(`[agent]
+data_dir = %q
+metrics_listen = %q
+checkpoint_interval = "100ms"
+[[inputs]]
+paths = [%q]
+[sinks.kafka]
+brokers = [%q]
+topic = "st"
+`, filepath.Join(dir, "data"), addr, logPath, k.Brokers[0]))
+	var lines strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&lines, "10.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d HTTP/1.1\" 200 5 \"-\" \"st\"\n", i)
+	}
+	if err := os.WriteFile(logPath, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(lines.Len())
+	status := func() (statusReport, string) {
+		t.Helper()
+		var out, errb strings.Builder
+		if rc := realMain([]string{"status", "-c", cfg, "--json"}, nil, &out, &errb); rc != 0 {
+			t.Fatalf("status exit %d: %s", rc, errb.String())
+		}
+		var rep statusReport
+		if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out.String())
+		}
+		var text strings.Builder
+		realMain([]string{"status", "-c", cfg}, nil, &text, &errb)
+		return rep, text.String()
+	}
+	cmd, _ := startDaemon(t, bin, cfg)
+	var rep statusReport
+	e2e.WaitFor(t, 30*time.Second, "status: the file acknowledged, Kafka ready", func() (bool, string) {
+		rep, _ = status()
+		ok := rep.Daemon == "running" && len(rep.Files) == 1 && rep.Files[0].AckedOffset == size &&
+			len(rep.Sinks) == 2 && rep.Sinks[0].Ready != nil && *rep.Sinks[0].Ready
+		return ok, fmt.Sprintf("%+v", rep)
+	})
+	f := rep.Files[0]
+	if f.Path != logPath || f.Size != size || f.LagBytes != 0 || f.ReadOffset == nil || *f.ReadOffset != size || f.Now != "same" {
+		t.Errorf("file %+v: want %s, size = read = acked = %d, lag 0", f, logPath, size)
+	}
+	if rep.Sinks[0].Backlog == nil || rep.Sinks[0].AckedEvents == nil || *rep.Sinks[0].AckedEvents != 50 {
+		t.Errorf("kafka %+v: want a backlog and 50 acknowledged", rep.Sinks[0])
+	}
+	if rep.Sinks[1].Enabled {
+		t.Errorf("s3 %+v: not configured, want off", rep.Sinks[1])
+	}
+	if rep.CheckpointAgeSeconds < 0 {
+		t.Error("checkpoint age unknown with the daemon running")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	// Grown while down: the lag is the new bytes.
+	af, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	af.WriteString("10.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/50 HTTP/1.1\" 200 5 \"-\" \"st\"\n")
+	af.Close()
+	rep, text := status()
+	if rep.Daemon != "not running" || !strings.Contains(rep.Why, "data dir only") {
+		t.Errorf("daemon down: daemon %q why %q", rep.Daemon, rep.Why)
+	}
+	if len(rep.Files) != 1 || rep.Files[0].AckedOffset != size || rep.Files[0].LagBytes <= 0 || rep.Files[0].ReadOffset != nil {
+		t.Errorf("daemon down: files %+v: want acked %d, lag > 0, read unknown", rep.Files, size)
+	}
+	if rep.Sinks[0].Ready != nil {
+		t.Errorf("daemon down: kafka readiness %v, want unknown", *rep.Sinks[0].Ready)
+	}
+	for _, want := range []string{"daemon: not running", logPath, "kafka: unknown (daemon not reachable)", "checkpoint: written"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status text lacks %q:\n%s", want, text)
+		}
+	}
+}
