@@ -437,3 +437,83 @@ topic = "st"
 		}
 	}
 }
+
+// TestValidateConnect runs `nginx-shipper validate --connect` (the built
+// binary) against Kafka and S3 up, then each down, then a missing topic:
+// exit 0 with what it reached, or exit 1 naming the key and the problem.
+func TestValidateConnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kfake and versitygw")
+	}
+	bin := e2e.Shipper(t)
+	srv := s3test.Start(t)
+	k := &restartableKafka{t: t, dir: t.TempDir()}
+	k.start()
+	defer func() { k.stop() }()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "shipper.toml")
+	conf := func(topic string) string {
+		return fmt.Sprintf(`[agent]
+data_dir = %q
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+[sinks.kafka]
+brokers = [%q]
+topic = %q
+dial_timeout = "1s"
+[sinks.s3]
+bucket = %q
+region = %q
+endpoint = %q
+force_path_style = true
+`, filepath.Join(dir, "data"), strings.Join(k.addrs, `", "`), topic, srv.Bucket, srv.Region, srv.Endpoint)
+	}
+	run := func() (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, "validate", "--connect", "-c", cfg)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "AWS_EC2_METADATA_DISABLED=true")
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, out.String(), errb.String()
+	}
+	expect := func(what string, wantCode int, wantOut, wantErr []string) {
+		t.Helper()
+		code, out, errs := run()
+		if code != wantCode {
+			t.Errorf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", what, code, wantCode, out, errs)
+		}
+		for _, w := range wantOut {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: stdout lacks %q:\n%s", what, w, out)
+			}
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", what, w, errs)
+			}
+		}
+	}
+	writeConfig(t, cfg, conf("out"))
+	expect("both up", 0, []string{`kafka: brokers reachable, topic "out" exists`, fmt.Sprintf("s3: bucket %q reachable", srv.Bucket), "test is successful"}, nil)
+
+	k.stop()
+	expect("kafka down", 1, []string{fmt.Sprintf("s3: bucket %q reachable", srv.Bucket)},
+		[]string{"sinks.kafka", "broker unreachable", k.addrs[0], "test failed"})
+	k.start()
+
+	srv.Stop()
+	expect("s3 down", 1, []string{`kafka: brokers reachable`}, []string{"sinks.s3", "test failed"})
+	srv.Start()
+
+	writeConfig(t, cfg, conf("no-such-topic"))
+	expect("missing topic", 1, nil, []string{"sinks.kafka", "no-such-topic", "topic does not exist"})
+	writeConfig(t, cfg, conf("out"))
+	expect("both back", 0, []string{"test is successful"}, nil)
+}
