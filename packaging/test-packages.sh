@@ -122,7 +122,10 @@ rules_and_dashboard() {
 	for m in nginx_shipper_lines_read_total nginx_shipper_bytes_read_total nginx_shipper_parse_errors_total \
 		nginx_shipper_file_lag_bytes nginx_shipper_rotations_total nginx_shipper_events_acked_total \
 		nginx_shipper_sink_errors_total nginx_shipper_in_flight_events nginx_shipper_checkpoint_age_seconds \
-		nginx_shipper_s3_spool_bytes nginx_shipper_s3_spool_max_bytes nginx_shipper_sink_up; do
+		nginx_shipper_s3_spool_bytes nginx_shipper_s3_spool_max_bytes nginx_shipper_sink_up \
+	nginx_shipper_file_unacked_bytes nginx_shipper_file_ack_wait_seconds nginx_shipper_file_blocked \
+	nginx_shipper_event_ack_latency_seconds nginx_shipper_read_ack_latency_seconds \
+	nginx_shipper_dead_lettered_events_total nginx_shipper_released_unread_bytes_total; do
 		check "dashboard shows $m" grep -q "$m" "$here/grafana-dashboard.json"
 	done
 	if promtool=$(get_promtool); then
