@@ -335,7 +335,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		if rs, ok := s.(interface{ Ready() error }); ok {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "nginx_shipper_sink_up", ConstLabels: prometheus.Labels{"sink": s.Name()},
-				Help: "1 when the sink is ready (Kafka: produce requests succeed; S3: uploads succeed and the spool has room), else 0.",
+				Help: "1 when the sink is ready, else 0: the same readiness as /readyz, whose body gives the reason (Kafka: a broker answers, metadata and produce requests succeed, records are acknowledged within min(2 x request_timeout, 30s); S3: uploads succeed and the spool has room).",
 			}, func() float64 {
 				if rs.Ready() != nil {
 					return 0
