@@ -56,6 +56,8 @@ type Sink struct {
 
 	uploadFailing atomic.Bool            // the last upload attempt failed
 	uploadErr     atomic.Pointer[string] // why, for Ready
+	lastUpload    atomic.Int64           // unix ns of the last upload attempt
+	probeErr      atomic.Pointer[string] // the idle probe's failure; nil: none
 	counts        sinks.Counts
 
 	mu         sync.Mutex
@@ -204,6 +206,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		go s.uploadLoop()
 	}
 	go func() { s.upWG.Wait(); close(s.upDone) }()
+	go s.probe()
 	return s, nil
 }
 
@@ -224,6 +227,8 @@ func (s *Sink) Ready() error {
 	switch {
 	case full:
 		return fmt.Errorf("spool full (%d bytes, spool_max_bytes %d): reading is paused until uploads succeed", spooled, s.cfg.SpoolMaxBytes)
+	case s.probeErr.Load() != nil:
+		return fmt.Errorf("the bucket does not answer (retrying): %s", *s.probeErr.Load())
 	case s.uploadFailing.Load():
 		why := "see the log"
 		if p := s.uploadErr.Load(); p != nil {
@@ -232,6 +237,38 @@ func (s *Sink) Ready() error {
 		return fmt.Errorf("uploads are failing (retrying; spool %d bytes): %s", spooled, why)
 	}
 	return nil
+}
+
+// probeInterval is how often an idle sink checks the bucket (HeadBucket).
+var probeInterval = 5 * time.Second // a var for tests
+
+// probe checks the bucket every probeInterval while no upload was attempted
+// for that long, until the sink closes: with batches closed only every
+// batch_max_age, S3 going away would otherwise show only at the next
+// upload.
+func (s *Sink) probe() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastUpload.Load())) < probeInterval {
+			s.probeErr.Store(nil) // uploads tell
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.upCtx, min(s.cfg.UploadTimeout.Duration, 10*time.Second))
+		err := s.Check(ctx)
+		cancel()
+		if err != nil {
+			why := err.Error()
+			s.probeErr.Store(&why)
+		} else {
+			s.probeErr.Store(nil)
+		}
+	}
 }
 
 // broadcast wakes everything waiting on s.changed. Call with s.mu held.

@@ -127,9 +127,11 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 			s.m.uploadRetries.Inc()
 		}
 		start := time.Now()
+		s.lastUpload.Store(start.UnixNano())
 		err := s.uploadOnce(ctx, bf)
 		if err == nil {
 			s.uploadFailing.Store(false)
+			s.probeErr.Store(nil)
 			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
 			s.m.objects.WithLabelValues(bf.meta.Kind).Inc()
 			s.m.bytesUploaded.Add(float64(bf.size))
