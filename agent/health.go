@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -244,20 +243,6 @@ func (a *Agent) sendFailed(i, n int) {
 			c.Failed(n)
 		}
 	}
-}
-
-// harvesterEnded is called when h stopped reading its file: unless the
-// agent is stopping, the bytes between its read position and the file's
-// size are counted as released unread (they should be 0), and the file's
-// per-path series are deleted once no reader of that path is left.
-func (a *Agent) harvesterEnded(ctx context.Context, h *harvester) {
-	if ctx.Err() == nil {
-		if unread := h.lastSize - h.offset; unread > 0 {
-			a.m.releasedUnread.Add(float64(unread))
-			h.log.Warn("file let go with bytes not read", "unread_bytes", unread, "offset", h.offset, "size", h.lastSize)
-		}
-	}
-	a.m.fileClosed(h.path)
 }
 
 // heartbeat notes that the main loop went round (see Heartbeat).

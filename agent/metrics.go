@@ -22,13 +22,12 @@ type metrics struct {
 	// a.sinks order), exported as events_acked_total and
 	// sink_errors_total; ownCounts are those the agent keeps itself, for
 	// sinks that keep none (all or nothing per batch).
-	sinkCounts     []*sinks.Counts
-	sinkNames      []string
-	ownCounts      map[int]*sinks.Counts
-	deadLettered   *prometheus.CounterVec // sink
-	releasedUnread prometheus.Counter
-	eventToAck     prometheus.Histogram
-	readToAck      prometheus.Histogram
+	sinkCounts   []*sinks.Counts
+	sinkNames    []string
+	ownCounts    map[int]*sinks.Counts
+	deadLettered *prometheus.CounterVec // sink
+	eventToAck   prometheus.Histogram
+	readToAck    prometheus.Histogram
 
 	filesMu       sync.Mutex
 	files         map[string]int // readers per path, for deleting its series
@@ -37,6 +36,12 @@ type metrics struct {
 	openFiles     prometheus.Gauge
 	checkpointAge prometheus.GaugeFunc
 	checkpointErr prometheus.Counter
+	filesWaiting  prometheus.Gauge
+	oldestWait    prometheus.Gauge
+	slotWait      prometheus.Histogram
+	slotReleases  prometheus.Counter
+	shelved       prometheus.Gauge
+	unreadLost    prometheus.Counter
 	// checkpointCorrupt is 1 when the checkpoint file was corrupt at start
 	// (moved aside; files were treated as new).
 	checkpointCorrupt prometheus.Gauge
@@ -61,8 +66,6 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Bytes between the read position and the end of the file."}, []string{"path"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_lettered_events_total",
 			Help: "Events a sink failed for good that were written to data_dir/dead-letter/ (the checkpoint moved past them), by the sink that failed."}, []string{"sink"}),
-		releasedUnread: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "released_unread_bytes_total",
-			Help: "Bytes a file still had unread when its reader let it go (not at shutdown). Must stay 0."}),
 		eventToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "event_ack_latency_seconds",
 			Help:    "From a line's own timestamp (the event time nginx wrote) to the moment every sink acknowledged it.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18)}), // 10ms .. ~22min
@@ -81,10 +84,25 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Failed writes of the checkpoint file (data_dir full or not writable)."}),
 		checkpointCorrupt: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "checkpoint_corrupt",
 			Help: "1 when the checkpoint file was corrupt at start: it was moved aside and files were read per read_from."}),
+		filesWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "files_waiting",
+			Help: "Files that wait for a free slot (max_open_files are open)."}),
+		oldestWait: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "file_wait_oldest_seconds",
+			Help: "How long the file that has waited longest for a slot has waited."}),
+		slotWait: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "file_wait_seconds",
+			Help:    "How long files waited for a slot before they were opened.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}}),
+		slotReleases: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "file_slot_releases_total",
+			Help: "Times a file gave its slot up for files that waited (caught up, or after its turn)."}),
+		shelved: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "files_shelved",
+			Help: "Files known but not open: parked (they gave their slot up) or waiting for one."}),
+		unreadLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "released_unread_bytes_total",
+			Help: "Bytes a file still had unread when it could no longer be read (deleted while it waited for a slot). Must stay 0."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
-			sinkCountsCollector{m}, m.deadLettered, m.releasedUnread, m.eventToAck, m.readToAck, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt)
+			sinkCountsCollector{m}, m.deadLettered, m.eventToAck, m.readToAck, m.inFlight, m.inFlightBytes, m.openFiles,
+			m.checkpointAge, m.checkpointErr, m.checkpointCorrupt,
+			m.filesWaiting, m.oldestWait, m.slotWait, m.slotReleases, m.shelved, m.unreadLost)
 	}
 	return m
 }
@@ -127,27 +145,11 @@ func (c sinkCountsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// fileOpened notes a reader of path (see fileClosed).
-func (m *metrics) fileOpened(path string) {
-	m.filesMu.Lock()
-	if m.files == nil {
-		m.files = map[string]int{}
-	}
-	m.files[path]++
-	m.filesMu.Unlock()
-}
-
-// fileClosed notes that a reader of path ended; when it was the last, the
-// path's series (lines_read_total, bytes_read_total, file_lag_bytes,
-// rotations_total) are deleted, so date-named files do not grow the series
-// for ever and a released file keeps no stale lag.
-func (m *metrics) fileClosed(path string) {
-	m.filesMu.Lock()
-	defer m.filesMu.Unlock()
-	if m.files[path]--; m.files[path] > 0 {
-		return
-	}
-	delete(m.files, path)
+// forgetPath removes the per-file series of path (no harvester has it open
+// any more): with thousands of files, and date-named rotated ones, the
+// series of files let go would otherwise grow without bound, and a stale
+// file_lag_bytes would stay behind.
+func (m *metrics) forgetPath(path string) {
 	m.linesRead.DeleteLabelValues(path)
 	m.bytesRead.DeleteLabelValues(path)
 	m.lag.DeleteLabelValues(path)
