@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"math"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +29,7 @@ type metrics struct {
 	sinkNames    []string
 	ownCounts    map[int]*sinks.Counts
 	deadLettered *prometheus.CounterVec // sink
-	eventToAck   prometheus.Histogram
+	eventToAck   *runHistogram
 	readToAck    prometheus.Histogram
 
 	filesMu       sync.Mutex
@@ -66,9 +69,9 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Bytes between the read position and the end of the file."}, []string{"path"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_lettered_events_total",
 			Help: "Events a sink failed for good that were written to data_dir/dead-letter/ (the checkpoint moved past them), by the sink that failed."}, []string{"sink"}),
-		eventToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "event_ack_latency_seconds",
-			Help:    "From a line's own timestamp (the event time nginx wrote) to the moment every sink acknowledged it.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18)}), // 10ms .. ~22min
+		eventToAck: newRunHistogram(ns+"_event_ack_latency_seconds",
+			"From a line's own timestamp (the event time nginx wrote) to the moment every sink acknowledged it.",
+			prometheus.ExponentialBuckets(0.01, 2, 18)), // 10ms .. ~22min
 		readToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "read_ack_latency_seconds",
 			Help:    "From reading a batch's first line to the moment every sink acknowledged the batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}), // 1ms .. ~9min
@@ -163,9 +166,64 @@ func (m *metrics) observeAck(fl *flight, now time.Time) {
 	if !fl.readAt.IsZero() {
 		m.readToAck.Observe(now.Sub(fl.readAt).Seconds())
 	}
-	for i := range fl.b.Events {
-		if t := fl.b.Events[i].Time; !t.IsZero() {
-			m.eventToAck.Observe(max(now.Sub(t).Seconds(), 0))
+	// nginx's times have a resolution of a second (or a millisecond):
+	// the events of a batch come in runs of equal times, each observed
+	// once with its count.
+	evs := fl.b.Events
+	for i := 0; i < len(evs); {
+		t := evs[i].Time
+		j := i + 1
+		for j < len(evs) && evs[j].Time.Equal(t) {
+			j++
+		}
+		if !t.IsZero() {
+			m.eventToAck.observeN(max(now.Sub(t).Seconds(), 0), uint64(j-i))
+		}
+		i = j
+	}
+}
+
+// runHistogram is a Prometheus histogram that takes a value with a count
+// (client_golang's takes one value at a time): the latency of a batch's
+// events, most of which share their time, costs one observation per run.
+type runHistogram struct {
+	desc   *prometheus.Desc
+	upper  []float64
+	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sum    atomic.Uint64   // float64 bits
+	count  atomic.Uint64
+}
+
+func newRunHistogram(name, help string, buckets []float64) *runHistogram {
+	return &runHistogram{
+		desc:   prometheus.NewDesc(name, help, nil, nil),
+		upper:  buckets,
+		counts: make([]atomic.Uint64, len(buckets)+1),
+	}
+}
+
+// observeN records n observations of v.
+func (h *runHistogram) observeN(v float64, n uint64) {
+	i := sort.SearchFloat64s(h.upper, v) // first bucket with upper >= v
+	h.counts[i].Add(n)
+	h.count.Add(n)
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v*float64(n))) {
+			return
 		}
 	}
+}
+
+func (h *runHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *runHistogram) Collect(ch chan<- prometheus.Metric) {
+	buckets := make(map[float64]uint64, len(h.upper))
+	var cum uint64
+	for i, u := range h.upper {
+		cum += h.counts[i].Load()
+		buckets[u] = cum
+	}
+	count := cum + h.counts[len(h.upper)].Load()
+	ch <- prometheus.MustNewConstHistogram(h.desc, count, math.Float64frombits(h.sum.Load()), buckets)
 }
