@@ -162,6 +162,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	}
 	a.m.addSinks(ss)
 	a.ops = &streamOps{m: a.m, dl: &deadLetters{dir: filepath.Join(cfg.DataDir, "dead-letter"), m: a.m}}
+	a.ops.retry = a.retry
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(newFileCollector(a))
 	}

@@ -23,8 +23,9 @@ import (
 // or stopped by an error), which the per-file series and /readyz are read
 // from at scrape time, so the reader's path pays nothing for them.
 type streamOps struct {
-	m  *metrics
-	dl *deadLetters
+	m     *metrics
+	dl    *deadLetters
+	retry func(*flight, error) // Agent.retry
 
 	mu   sync.Mutex
 	live map[*stream]struct{}
@@ -243,6 +244,55 @@ func (a *Agent) sendFailed(i, n int) {
 			c.Failed(n)
 		}
 	}
+}
+
+// retry sends fl again to the sink that failed it retriably (err names
+// it), after a backoff that doubles from 100ms to 30s; it runs on its own
+// goroutine. When the agent stops meanwhile, fl settles with err: the
+// checkpoint stays before it and the lines are read again at the next start.
+func (a *Agent) retry(fl *flight, err error) {
+	name := sinks.SinkOf(err)
+	var sk sinks.Sink
+	for _, s := range a.sinks {
+		if s.Name() == name {
+			sk = s
+		}
+	}
+	if sk == nil {
+		fl.s.settle(fl, err) // cannot tell which sink: stop here, visibly
+		return
+	}
+	d := min(100*time.Millisecond<<min(fl.retries, 9), 30*time.Second)
+	fl.retries++
+	if ok, n := a.every("retry "+fl.s.e.Path, 10*time.Second); ok {
+		fl.s.log.Warn("a sink failed lines it may take later; sending them to it again (the checkpoint waits)",
+			"sink", name, "cause", err, "offset", fl.b.Start, "attempt", fl.retries, "retry_in", d, "suppressed", n)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.sendCtx.Done():
+		fl.s.settle(fl, err)
+		return
+	}
+	fl.b.Arm(1, fl.onDone)
+	if serr := sk.Send(a.sendCtx, &fl.b); serr != nil {
+		a.sendFailed(slicesIndex(a.sinks, sk), len(fl.b.Events))
+		serr = sinks.Failed(name, serr)
+		for i := range fl.b.Events {
+			fl.b.Events[i].Done(serr)
+		}
+	}
+}
+
+func slicesIndex(ss []sinks.Sink, s sinks.Sink) int {
+	for i := range ss {
+		if ss[i] == s {
+			return i
+		}
+	}
+	return -1
 }
 
 // heartbeat notes that the main loop went round (see Heartbeat).

@@ -26,21 +26,22 @@ import (
 type recSink struct {
 	name string
 
-	mu      sync.Mutex
-	seqs    map[int]int
-	lowSeq  int           // every seq below it was delivered
-	invalid []sinks.Event // copies, Raw copied
-	sent    int
-	batches int // Send calls with events
-	maxN    int // most events in one batch
-	maxB    int // most value bytes in one batch
-	hold    bool
-	held    []*sinks.Batch
-	failOn  func(seq int) bool // Done(err) for these
-	onEvent func(*sinks.Event) // sees every valid event, in Send
-	delay   time.Duration      // per batch, to make the reader lag
-	acking  sync.WaitGroup     // acknowledgements in progress
-	counts  sinks.Counts       // as a real sink keeps them
+	mu        sync.Mutex
+	seqs      map[int]int
+	lowSeq    int           // every seq below it was delivered
+	invalid   []sinks.Event // copies, Raw copied
+	sent      int
+	batches   int // Send calls with events
+	maxN      int // most events in one batch
+	maxB      int // most value bytes in one batch
+	hold      bool
+	held      []*sinks.Batch
+	failOn    func(seq int) bool         // Done(err) for these
+	failBatch func(b *sinks.Batch) error // Done(that error) for the whole batch when not nil
+	onEvent   func(*sinks.Event)         // sees every valid event, in Send
+	delay     time.Duration              // per batch, to make the reader lag
+	acking    sync.WaitGroup             // acknowledgements in progress
+	counts    sinks.Counts               // as a real sink keeps them
 }
 
 // Counts implements sinks.Counter.
@@ -75,6 +76,10 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 	s.maxN = max(s.maxN, len(b.Events))
 	nb := 0 // value bytes
 	var errs []error
+	var batchErr error
+	if s.failBatch != nil {
+		batchErr = s.failBatch(b)
+	}
 	for i := range b.Events {
 		ev := &b.Events[i]
 		nb += len(ev.Value)
@@ -94,6 +99,8 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 			}
 			if s.failOn != nil && s.failOn(seq) {
 				err = sinks.Failed(s.name, fmt.Errorf("injected failure for seq %d", seq))
+			} else if batchErr != nil {
+				err = batchErr
 			} else {
 				s.seqs[seq]++
 				for s.seqs[s.lowSeq] > 0 {
@@ -1044,5 +1051,46 @@ func TestFileSeriesGoWithTheFile(t *testing.T) {
 	}
 	if events != 100 || batches == 0 {
 		t.Errorf("event_ack_latency_seconds saw %d events (want 100), read_ack_latency_seconds %d batches", events, batches)
+	}
+}
+
+// TestRetriableFailureIsSentAgain: a sink fails a batch retriably
+// (sinks.ErrRetriable, as the S3 sink does when its spool cannot be
+// written); the agent sends it again to that sink alone until it takes it:
+// nothing is dead-lettered, the other sink gets each line once, and the
+// checkpoint reaches the end of the file.
+func TestRetriableFailureIsSentAgain(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	fails := 0
+	e.sinks[1].failBatch = func(b *sinks.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range b.Events {
+			if seqOf(b.Events[i].Value) == 70 && fails < 3 {
+				fails++
+				return sinks.Failed("b", fmt.Errorf("spool: %w: disk full", sinks.ErrRetriable))
+			}
+		}
+		return nil
+	}
+	e.start()
+	e.write(0, 100)
+	e.waitDelivered(100)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	mu.Lock()
+	n := fails
+	mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d failed attempts, want 3", n)
+	}
+	if d := e.dups(100); d != 0 {
+		t.Errorf("%d duplicates: the retry went to the sink that had taken the batch", d)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(e.data, "dead-letter", "*")); len(ents) != 0 {
+		t.Errorf("dead-letter files %v for a retriable failure", ents)
+	}
+	if !strings.Contains(e.logs.String(), "sending them to it again") {
+		t.Errorf("no log of the retry:\n%s", e.logs.String())
 	}
 }

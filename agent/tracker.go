@@ -27,6 +27,7 @@ type flight struct {
 	done         bool      // every sink called Done for every event
 	err          error     // the first error a sink reported
 	deadLettered bool      // failed for good and handed to the dead-letter file
+	retries      int       // times sent again to a sink that failed it retriably
 	readAt       time.Time // when the flight was taken for its first line
 
 	onDone func(*sinks.Batch, error) // fl.complete, bound once
@@ -112,9 +113,12 @@ func (fl *flight) complete(_ *sinks.Batch, err error) { fl.s.complete(fl, err) }
 // checkpoint entry to the end of the longest prefix of flights that every
 // sink acknowledged.
 //
-// A flight a sink failed for good (the sinks retry what can be retried:
-// Kafka every retriable error, S3 every upload; what they fail is for good)
-// goes to the agent's dead-letter file (data_dir/dead-letter/) and then
+// A flight a sink failed retriably (sinks.ErrRetriable: the S3 spool could
+// not be written) is sent again to that sink alone, with backoff, until it
+// succeeds or the agent stops; the checkpoint waits for it meanwhile (its
+// wait shows in nginx_shipper_file_ack_wait_seconds). A flight a sink
+// failed for good (the sinks retry what can be retried themselves: Kafka
+// every retriable error, S3 every upload) goes to the agent's dead-letter file (data_dir/dead-letter/) and then
 // counts as acknowledged: the checkpoint moves on. A flight failed because
 // the sinks were closed (shutdown, reload) stops the checkpoint before it:
 // its lines are read again at the next start. So does a failed flight whose
@@ -150,7 +154,7 @@ func (s *stream) settled() bool {
 // push appends fl, in read order, before it is handed to the sinks.
 func (s *stream) push(fl *flight) {
 	fl.s = s
-	fl.done, fl.err, fl.deadLettered = false, nil, false
+	fl.done, fl.err, fl.deadLettered, fl.retries = false, nil, false, 0
 	s.mu.Lock()
 	s.q = append(s.q, fl)
 	if s.acked < 0 {
@@ -170,6 +174,10 @@ func (s *stream) push(fl *flight) {
 // (Kafka promises, the S3 committer); it never blocks on them: a flight to
 // dead-letter is written by a goroutine of its own, which completes it.
 func (s *stream) complete(fl *flight, err error) {
+	if err != nil && s.ops != nil && s.ops.retry != nil && errors.Is(err, sinks.ErrRetriable) && forGood(err) {
+		go s.ops.retry(fl, err)
+		return
+	}
 	if err != nil && s.ops != nil && s.ops.dl != nil && forGood(err) && !fl.deadLettered {
 		fl.deadLettered = true
 		go func() { s.settle(fl, s.ops.dl.write(s, fl, err)) }()

@@ -183,6 +183,13 @@ type Counter interface {
 	Counts() *Counts
 }
 
+// ErrRetriable marks a sink's failure that may succeed if the batch is
+// sent to that sink again (the S3 spool could not be written: disk full).
+// The agent then sends the batch again to that sink alone, with backoff,
+// and does not move the checkpoint past it meanwhile. Failures without it
+// are for good.
+var ErrRetriable = errors.New("retriable")
+
 // Error is the error a sink passes to Done: it names the sink, so the
 // agent's log and dead-letter records can say which sink failed.
 type Error struct {

@@ -602,7 +602,7 @@ func (s *Sink) commit() {
 	if err != nil {
 		s.m.commitErrors.Inc()
 		s.log.Error("spool commit failed; events acknowledged with the error", "err", err, "batches", len(acks))
-		err = sinks.Failed("s3", fmt.Errorf("s3 sink: spool: %w", err))
+		err = sinks.Failed("s3", fmt.Errorf("s3 sink: spool (%w): %w", sinks.ErrRetriable, err))
 	} else {
 		s.m.eventsSpooled.Add(float64(events))
 		s.m.bytesSpooled.Add(float64(raw))
