@@ -117,7 +117,8 @@ type readyBody struct {
 	State string      `json:"state"`
 	Sinks []sinkState `json:"sinks"`
 	// Files lists the files whose checkpoint is blocked or whose oldest
-	// unacknowledged batch waited longer than 30s.
+	// unacknowledged batch waited longer than 30s; blocked, or waiting
+	// longer than 2 minutes, makes the daemon not ready.
 	Files []agent.FileState `json:"files"`
 }
 
@@ -128,8 +129,12 @@ type sinkState struct {
 }
 
 // readyWaitReport is how long a file's batch must wait before /readyz
-// lists the file.
-const readyWaitReport = 30 * time.Second
+// lists the file; past readyWaitFail the daemon is not ready even if every
+// sink says it is (a checkpoint that cannot advance is never "fine").
+const (
+	readyWaitReport = 30 * time.Second
+	readyWaitFail   = 2 * time.Minute
+)
 
 func (d *daemon) readiness() readyBody {
 	d.mu.Lock()
@@ -155,7 +160,7 @@ func (d *daemon) readiness() readyBody {
 		b.Sinks = append(b.Sinks, st)
 	}
 	for _, f := range p.agent.Files() {
-		if f.Blocked != "" {
+		if f.Blocked != "" || f.WaitSeconds > readyWaitFail.Seconds() {
 			b.Ready = false
 		}
 		if f.Blocked != "" || f.WaitSeconds > readyWaitReport.Seconds() {
