@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -33,5 +35,21 @@ func TestLivenessNotFromASpinningLoop(t *testing.T) {
 	}
 	if ok, _ := l.alive(time.Now().Add(61 * time.Second)); ok {
 		t.Error("alive past the step's bound: a stuck reload would be pinged for ever")
+	}
+}
+
+// TestReadyzStartingIsJSON503: before the first pipeline runs, /readyz is
+// 503 with a JSON body saying so.
+func TestReadyzStartingIsJSON503(t *testing.T) {
+	d := &daemon{}
+	d.live.step("starting", time.Minute)
+	rec := httptest.NewRecorder()
+	d.readyz(rec, httptest.NewRequest("GET", "/readyz", nil))
+	var b readyBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body %q: %v", rec.Body.String(), err)
+	}
+	if rec.Code != 503 || b.Ready || b.State != "starting" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("starting: %d %+v %q", rec.Code, b, rec.Header().Get("Content-Type"))
 	}
 }
