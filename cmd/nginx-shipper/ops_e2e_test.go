@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/nginx-shipper/nginx-shipper/agent/e2e"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
 )
@@ -516,4 +519,115 @@ force_path_style = true
 	expect("missing topic", 1, nil, []string{"sinks.kafka", "no-such-topic", "topic does not exist"})
 	writeConfig(t, cfg, conf("out"))
 	expect("both back", 0, []string{"test is successful"}, nil)
+}
+
+// TestFailedForGoodEndToEnd: Kafka (kfake) rejects every record for good
+// (TOPIC_AUTHORIZATION_FAILED, no dead_letter_topic). The daemon writes the
+// lines to data_dir/dead-letter/, the checkpoint reaches the end of the
+// file, and the metrics and status say so. With the dead-letter directory
+// unwritable, the file's checkpoint is blocked instead, and /readyz is 503
+// naming the file.
+func TestFailedForGoodEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the daemon and kfake")
+	}
+	for _, blocked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocked=%v", blocked), func(t *testing.T) {
+			bin := e2e.Shipper(t)
+			k := &restartableKafka{t: t, dir: t.TempDir()}
+			k.start()
+			defer func() { k.stop() }()
+			k.c.ControlKey(int16(0), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				k.c.KeepControl()
+				preq := req.(*kmsg.ProduceRequest)
+				resp := preq.ResponseKind().(*kmsg.ProduceResponse)
+				for _, rt := range preq.Topics {
+					st := kmsg.NewProduceResponseTopic()
+					st.Topic, st.TopicID = rt.Topic, rt.TopicID
+					for _, rp := range rt.Partitions {
+						sp := kmsg.NewProduceResponseTopicPartition()
+						sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, kerr.TopicAuthorizationFailed.Code, -1
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			os.MkdirAll(data, 0o755)
+			if blocked {
+				os.WriteFile(filepath.Join(data, "dead-letter"), []byte("not a directory"), 0o644)
+			}
+			logPath := filepath.Join(dir, "access.log")
+			addr := e2e.FreeAddr(t)
+			cfg := filepath.Join(dir, "shipper.toml")
+			writeConfig(t, cfg, fmt.Sprintf(`[agent]
+data_dir = %q
+metrics_listen = %q
+checkpoint_interval = "100ms"
+[[inputs]]
+paths = [%q]
+[sinks.kafka]
+brokers = [%q]
+topic = "out"
+dead_letter_topic = ""
+`, data, addr, logPath, strings.Join(k.addrs, `", "`)))
+			var b strings.Builder
+			for i := 0; i < 20; i++ {
+				fmt.Fprintf(&b, "10.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d HTTP/1.1\" 200 5 \"-\" \"fg\"\n", i)
+			}
+			os.WriteFile(logPath, []byte(b.String()), 0o644)
+			cmd, logs := startDaemon(t, bin, cfg)
+			metric := func(name string, labels ...string) float64 {
+				resp, err := http.Get("http://" + addr + "/metrics")
+				if err != nil {
+					return -1
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				v, _ := e2e.SumMetric(string(body), name, labels...)
+				return v
+			}
+			if !blocked {
+				e2e.WaitFor(t, 30*time.Second, "the lines dead-lettered and checkpointed", func() (bool, string) {
+					cps, _ := e2e.Checkpoints(data)
+					dl := metric("nginx_shipper_dead_lettered_events_total", `sink="kafka"`)
+					return cps[logPath] == int64(b.Len()) && dl == 20, fmt.Sprintf("checkpoint %d dead-lettered %v", cps[logPath], dl)
+				})
+				files, _ := filepath.Glob(filepath.Join(data, "dead-letter", "*.jsonl"))
+				if len(files) != 1 {
+					t.Fatalf("dead-letter files %v", files)
+				}
+				content, _ := os.ReadFile(files[0])
+				if n := strings.Count(string(content), "\n"); n != 20 || !strings.Contains(string(content), "TOPIC_AUTHORIZATION_FAILED") || !strings.Contains(string(content), `"sink":"kafka"`) {
+					t.Errorf("dead-letter file has %d lines:\n%s", n, content)
+				}
+				if v := metric("nginx_shipper_sink_errors_total", `sink="kafka"`); v != 20 {
+					t.Errorf("sink_errors_total{sink=kafka} = %v, want 20", v)
+				}
+				if !strings.Contains(logs.String(), "dead_letter_file=") {
+					t.Errorf("no error log naming the dead-letter file")
+				}
+			} else {
+				e2e.WaitFor(t, 30*time.Second, "/readyz 503 naming the blocked file", func() (bool, string) {
+					code, body := readyz(t, addr)
+					ok := code == 503 && len(body.Files) == 1 && body.Files[0].Path == logPath && body.Files[0].Blocked != ""
+					return ok, fmt.Sprintf("%d %+v", code, body)
+				})
+				if v := metric("nginx_shipper_file_blocked", `path="`+logPath+`"`); v != 1 {
+					t.Errorf("file_blocked = %v, want 1", v)
+				}
+				if v := metric("nginx_shipper_file_unacked_bytes", `path="`+logPath+`"`); v != float64(b.Len()) {
+					t.Errorf("file_unacked_bytes = %v, want %d", v, b.Len())
+				}
+				cps, _ := e2e.Checkpoints(data)
+				if cps[logPath] != 0 {
+					t.Errorf("checkpoint %d moved past lines neither delivered nor dead-lettered", cps[logPath])
+				}
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		})
+	}
 }
