@@ -165,11 +165,12 @@ type deadLetterRecord struct {
 // goroutine (never in a sink's callback).
 func (d *deadLetters) write(s *stream, fl *flight, cause error) error {
 	now := time.Now().UTC()
+	fpath := s.path()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for i := range fl.b.Events {
 		ev := &fl.b.Events[i]
-		r := deadLetterRecord{Time: now, Path: s.e.Path, Offset: ev.Offset, Sink: sinks.SinkOf(cause), Error: cause.Error()}
+		r := deadLetterRecord{Time: now, Path: fpath, Offset: ev.Offset, Sink: sinks.SinkOf(cause), Error: cause.Error()}
 		switch {
 		case len(ev.Value) > 0 && json.Valid(ev.Value):
 			r.Event = ev.Value
@@ -264,7 +265,7 @@ func (a *Agent) retry(fl *flight, err error) {
 	}
 	d := min(100*time.Millisecond<<min(fl.retries, 9), 30*time.Second)
 	fl.retries++
-	if ok, n := a.every("retry "+fl.s.e.Path, 10*time.Second); ok {
+	if ok, n := a.every("retry "+fl.s.path(), 10*time.Second); ok {
 		fl.s.log.Warn("a sink failed lines it may take later; sending them to it again (the checkpoint waits)",
 			"sink", name, "cause", err, "offset", fl.b.Start, "attempt", fl.retries, "retry_in", d, "suppressed", n)
 	}

@@ -274,6 +274,7 @@ func (s *stream) settle(fl *flight, err error) {
 // sinks and not acknowledged, how long the oldest flight has waited, and
 // the error that stopped its checkpoint (nil: none).
 func (s *stream) state(now time.Time) (path string, unacked int64, wait time.Duration, stuck error) {
+	path = s.path()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.q) > 0 {
@@ -282,7 +283,7 @@ func (s *stream) state(now time.Time) (path string, unacked int64, wait time.Dur
 	if s.acked >= 0 {
 		unacked = s.sent - s.acked
 	}
-	return s.e.Path, unacked, wait, s.stuck
+	return path, unacked, wait, s.stuck
 }
 
 // budget bounds the bytes in flight. acquire blocks while the budget is
@@ -357,4 +358,12 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// path is the entry's path (the registry's lock guards it: a rename found
+// by a scan updates it).
+func (s *stream) path() string {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	return s.e.Path
 }
