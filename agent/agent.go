@@ -56,8 +56,8 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
-	acked   []prometheus.Counter // per sink, in a.sinks order
-	sendCtx context.Context      // see Run
+	ops     *streamOps      // see health.go
+	sendCtx context.Context // see Run
 
 	mu      sync.Mutex
 	open    map[fileKey]*harvester
@@ -164,8 +164,11 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	if corrupt != "" {
 		a.m.checkpointCorrupt.Set(1)
 	}
-	for _, s := range ss {
-		a.acked = append(a.acked, a.m.acked.WithLabelValues(s.Name()))
+	a.m.addSinks(ss)
+	a.ops = &streamOps{m: a.m, dl: &deadLetters{dir: filepath.Join(cfg.DataDir, "dead-letter"), m: a.m}}
+	a.ops.retry = a.retry
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newFileCollector(a))
 	}
 	for i, in := range ins {
 		name := "custom"
@@ -212,6 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cpT := time.NewTicker(a.cfg.CheckpointInterval.Duration)
 	defer cpT.Stop()
 	for {
+		a.heartbeat()
 		select {
 		case <-ctx.Done():
 			a.wg.Wait()
@@ -592,11 +596,6 @@ func (a *Agent) inputFor(path string) *input {
 	return nil
 }
 
-func (a *Agent) newStream(e *entry) *stream {
-	s := newStream(a.reg, e, a.log.With("path", e.Path), a.release)
-	return s
-}
-
 func (a *Agent) getFlight(src *sinks.Source) *flight {
 	fl := a.flights.get()
 	fl.b.Reset(src)
@@ -608,13 +607,7 @@ func (a *Agent) getFlight(src *sinks.Source) *flight {
 // release is called once per flight, in order, after every sink finished it.
 func (a *Agent) release(fl *flight) {
 	n := len(fl.b.Events)
-	if fl.err == nil {
-		for _, c := range a.acked {
-			c.Add(float64(n))
-		}
-	} else {
-		a.m.sinkErrors.WithLabelValues("any").Add(float64(n))
-	}
+	a.countDone(fl)
 	a.m.inFlight.Sub(float64(n))
 	a.budget.release(fl.cost)
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
@@ -647,8 +640,10 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 	if len(fl.b.Events) == 0 {
 		return true
 	}
-	for _, sk := range a.sinks {
+	for si, sk := range a.sinks {
 		if err := sk.Send(ctx, &fl.b); err != nil {
+			a.sendFailed(si, len(fl.b.Events))
+			err = sinks.Failed(sk.Name(), err)
 			for i := range fl.b.Events {
 				fl.b.Events[i].Done(err)
 			}

@@ -87,8 +87,26 @@
 // its batches. When a batch completes, the stream advances the file's
 // checkpoint entry to the end of the longest run of completed batches at the
 // head of the queue: the highest contiguous offset acknowledged by every
-// sink. A batch that a sink failed for good stops the stream's checkpoint
-// there; its lines are read again after a restart, never skipped.
+// sink. A batch that a sink failed for good (the sinks retry what can be
+// retried; what they fail is for good) is appended, fsynced, to
+// data_dir/dead-letter/YYYY-MM-DD.jsonl by a goroutine of its own (never in
+// the sink's callback) and then counts as completed: the checkpoint moves
+// on, and the error log names the file, the sink and the cause. Only when
+// that write fails too, or the sinks were closed under the batch (shutdown),
+// does the stream's checkpoint stop there: its lines are read again after a
+// restart, never skipped. A stopped ("blocked") stream stays visible.
+//
+// # What is visible (health.go)
+//
+// A stream with batches pending, or blocked, is in the agent's set of live
+// streams; per-file series (nginx_shipper_file_unacked_bytes,
+// _file_ack_wait_seconds, _file_blocked), Files() and /readyz are read from
+// that set at scrape time, so the reader's path pays nothing for them. The
+// per-path counters of the readers are deleted when the last reader of the
+// path ends. Per-sink acknowledged and failed counts are the sinks' own
+// (sinks.Counts). The main loop's heartbeat (Heartbeat) feeds the systemd
+// watchdog: it goes round every scan_interval and checkpoint_interval
+// whatever the sinks do.
 //
 // The checkpoint file (data_dir/checkpoints.json) is written every
 // checkpoint_interval and at shutdown: temp file, fsync, rename, fsync of

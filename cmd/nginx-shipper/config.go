@@ -222,22 +222,66 @@ func expandString(s, key string) (string, error) {
 	return out, nil
 }
 
-// lineOfKey finds the line of a dotted key's last part in the TOML text, for
-// error messages; 0 when it cannot tell.
+// lineOfKey finds the line where the dotted key k is set (or its table
+// opened) in the TOML text, for error messages; 0 when it cannot tell. It
+// follows the table headers, so a key is found under its own table, not at
+// another table's key of the same last name. A key set in an inline table
+// is reported at the line of the inline table.
 func lineOfKey(b []byte, k toml.Key) int {
 	if len(k) == 0 {
 		return 0
 	}
-	last := k[len(k)-1]
-	re, err := regexp.Compile(`^\s*"?` + regexp.QuoteMeta(last) + `"?\s*=`)
-	if err != nil {
-		return 0
-	}
-	tbl := regexp.MustCompile(`^\s*\[\[?\s*` + regexp.QuoteMeta(k.String()) + `\s*\]`)
+	want := strings.Join(k, ".")
+	var table []string
+	prefix := 0   // the line of the longest key that is a prefix of k
+	inMulti := "" // the delimiter of the multi-line string being skipped
 	for i, line := range strings.Split(string(b), "\n") {
-		if re.MatchString(line) || tbl.MatchString(line) {
+		t := strings.TrimSpace(line)
+		if inMulti != "" {
+			if strings.Count(t, inMulti)%2 == 1 {
+				inMulti = ""
+			}
+			continue
+		}
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		var full []string
+		if t[0] == '[' {
+			end := strings.LastIndexByte(t, ']')
+			if end < 0 {
+				continue
+			}
+			table = splitKey(strings.Trim(t[:end+1], "[] \t"))
+			full = table
+		} else {
+			eq := strings.IndexByte(t, '=')
+			if eq < 0 {
+				continue
+			}
+			full = append(append([]string(nil), table...), splitKey(t[:eq])...)
+			for _, d := range []string{`"""`, "'''"} {
+				if strings.Count(t[eq:], d)%2 == 1 {
+					inMulti = d
+				}
+			}
+		}
+		j := strings.Join(full, ".")
+		if j == want {
 			return i + 1
 		}
+		if prefix == 0 && t[0] != '[' && strings.HasPrefix(want, j+".") {
+			prefix = i + 1
+		}
 	}
-	return 0
+	return prefix
+}
+
+// splitKey splits a TOML dotted key into its parts, unquoted.
+func splitKey(s string) []string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return parts
 }

@@ -40,14 +40,17 @@ const dlqHeadroom = 8 << 10
 
 // Sink produces events to Kafka. It implements sinks.Sink.
 type Sink struct {
-	cfg     Config
-	log     *slog.Logger
-	cl      *kgo.Client
-	m       *metrics
-	budget  budget
-	promise func(*kgo.Record, error) // s.onPromise, bound once
-	host    []byte
-	dlqMax  int
+	cfg       Config
+	log       *slog.Logger
+	cl        *kgo.Client
+	m         *metrics
+	h         health
+	counts    sinks.Counts
+	budget    budget
+	stopProbe chan struct{}
+	promise   func(*kgo.Record, error) // s.onPromise, bound once
+	host      []byte
+	dlqMax    int
 
 	closed atomic.Bool // Close was called: Send refuses new batches
 
@@ -107,6 +110,8 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 	}
 	s.rq.init()
 	go s.rerouteLoop()
+	s.stopProbe = make(chan struct{})
+	go s.probe(s.stopProbe)
 	return s, nil
 }
 
@@ -127,7 +132,7 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.ClientID(c.ClientID),
 		kgo.DialTimeout(c.DialTimeout.Duration),
 		kgo.WithLogger(kgoLogger{s.log}),
-		kgo.WithHooks(hooks{s.m}),
+		kgo.WithHooks(hooks{s.m, &s.h}),
 		// Delivery: acks=all with the idempotent producer (franz-go's
 		// default with acks=all), unlimited retries and no delivery
 		// timeout, so a broker outage is waited out, never dropped.
@@ -168,6 +173,10 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "kafka" }
+
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
 
 // Send implements sinks.Sink. It first waits, until ctx is done, for room in
 // the max_buffered_records / max_buffered_bytes budget for the whole batch
@@ -330,7 +339,7 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 	kind := errKind(err)
 	s.m.errors.WithLabelValues(kind).Inc()
 	if errors.Is(err, kgo.ErrClientClosed) {
-		rs.finish(fmt.Errorf("%w: %w", sinks.ErrClosed, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w: %w", sinks.ErrClosed, err)))
 		return
 	}
 	ev := rs.ev
@@ -345,19 +354,19 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		s.m.rejected.WithLabelValues(kind, "failed").Inc()
 		s.logFailure("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleInvalid:
 		s.m.invalid.WithLabelValues("failed").Inc()
 		s.logFailure("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleReroute:
 		s.m.rejected.WithLabelValues(errKind(rs.cause), "failed").Inc()
 		s.logFailure("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
 			"topic", rs.causeTopic, "reason", rs.cause, "dead_letter_topic", r.Topic,
 			"file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
-			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
+			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err)))
 	}
 }
 
@@ -464,6 +473,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.clientClosed = true
 	s.mu.Unlock()
+	close(s.stopProbe)
 	s.cl.Close()
 	// Closing failed every buffered record through its promise; reroutes
 	// still queued find the client closed. Both complete quickly.
@@ -554,6 +564,7 @@ func (rs *recState) finish(err error) {
 	if p := j.errp.Load(); p != nil {
 		j.ev.Done(*p)
 		st.failed.Add(1)
+		st.s.counts.Failed(1)
 	}
 	st.eventDone()
 }
@@ -567,9 +578,11 @@ func (st *batchState) eventDone() {
 	if st.pending.Add(-1) != 0 {
 		return
 	}
-	st.b.DoneN(nil, len(st.b.Events)-int(st.failed.Load()))
-	st.failed.Store(0)
+	ok := len(st.b.Events) - int(st.failed.Load())
 	s := st.s
+	s.counts.Acked(ok)
+	st.b.DoneN(nil, ok)
+	st.failed.Store(0)
 	s.m.latency.Observe(time.Since(st.start).Seconds())
 	s.budget.release(st.grantedRecs, st.grantedBytes)
 	clear(st.recs) // drop references to the agent's bytes
@@ -628,14 +641,4 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), l, msg, keyvals...)
-}
-
-// Ready reports why the sink is not ready (/readyz): the last produce
-// request to the brokers failed (down or unreachable; records wait and are
-// retried). nil when it is ready.
-func (s *Sink) Ready() error {
-	if s.m.produceFailing.Load() {
-		return errors.New("produce requests to the brokers are failing (retrying; see the log)")
-	}
-	return nil
 }

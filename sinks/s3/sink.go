@@ -54,7 +54,11 @@ type Sink struct {
 	host     string       // hostname for object names (no '/')
 	m        *metrics
 
-	uploadFailing atomic.Bool // the last upload attempt failed
+	uploadFailing atomic.Bool            // the last upload attempt failed
+	uploadErr     atomic.Pointer[string] // why, for Ready
+	lastUpload    atomic.Int64           // unix ns of the last upload attempt
+	probeErr      atomic.Pointer[string] // the idle probe's failure; nil: none
+	counts        sinks.Counts
 
 	mu         sync.Mutex
 	closed     bool
@@ -202,11 +206,16 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		go s.uploadLoop()
 	}
 	go func() { s.upWG.Wait(); close(s.upDone) }()
+	go s.probe()
 	return s, nil
 }
 
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "s3" }
+
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
 
 // Ready reports why the sink is not ready (/readyz): the spool is full
 // (reading is paused), or uploads are failing. nil when it is ready.
@@ -218,10 +227,48 @@ func (s *Sink) Ready() error {
 	switch {
 	case full:
 		return fmt.Errorf("spool full (%d bytes, spool_max_bytes %d): reading is paused until uploads succeed", spooled, s.cfg.SpoolMaxBytes)
+	case s.probeErr.Load() != nil:
+		return fmt.Errorf("the bucket does not answer (retrying): %s", *s.probeErr.Load())
 	case s.uploadFailing.Load():
-		return errors.New("uploads are failing (retrying; see the log)")
+		why := "see the log"
+		if p := s.uploadErr.Load(); p != nil {
+			why = *p
+		}
+		return fmt.Errorf("uploads are failing (retrying; spool %d bytes): %s", spooled, why)
 	}
 	return nil
+}
+
+// probeInterval is how often an idle sink checks the bucket (HeadBucket).
+var probeInterval = 5 * time.Second // a var for tests
+
+// probe checks the bucket every probeInterval while no upload was attempted
+// for that long, until the sink closes: with batches closed only every
+// batch_max_age, S3 going away would otherwise show only at the next
+// upload.
+func (s *Sink) probe() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastUpload.Load())) < probeInterval {
+			s.probeErr.Store(nil) // uploads tell
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.upCtx, min(s.cfg.UploadTimeout.Duration, 10*time.Second))
+		err := s.Check(ctx)
+		cancel()
+		if err != nil {
+			why := err.Error()
+			s.probeErr.Store(&why)
+		} else {
+			s.probeErr.Store(nil)
+		}
+	}
 }
 
 // broadcast wakes everything waiting on s.changed. Call with s.mu held.
@@ -555,7 +602,7 @@ func (s *Sink) commit() {
 	if err != nil {
 		s.m.commitErrors.Inc()
 		s.log.Error("spool commit failed; events acknowledged with the error", "err", err, "batches", len(acks))
-		err = fmt.Errorf("s3 sink: spool: %w", err)
+		err = sinks.Failed("s3", fmt.Errorf("s3 sink: spool (%w): %w", sinks.ErrRetriable, err))
 	} else {
 		s.m.eventsSpooled.Add(float64(events))
 		s.m.bytesSpooled.Add(float64(raw))
@@ -567,6 +614,11 @@ func (s *Sink) commit() {
 		p.vals, p.bytes = p.vals[:0], 0
 	}
 	for _, b := range acks {
+		if err != nil {
+			s.counts.Failed(len(b.Events))
+		} else {
+			s.counts.Acked(len(b.Events))
+		}
 		b.DoneAll(err)
 	}
 	s.m.commits.Inc()

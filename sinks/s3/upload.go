@@ -127,9 +127,11 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 			s.m.uploadRetries.Inc()
 		}
 		start := time.Now()
+		s.lastUpload.Store(start.UnixNano())
 		err := s.uploadOnce(ctx, bf)
 		if err == nil {
 			s.uploadFailing.Store(false)
+			s.probeErr.Store(nil)
 			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
 			s.m.objects.WithLabelValues(bf.meta.Kind).Inc()
 			s.m.bytesUploaded.Add(float64(bf.size))
@@ -142,6 +144,8 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile) error {
 			return ctx.Err()
 		}
 		s.m.uploadErrors.Inc()
+		why := err.Error()
+		s.uploadErr.Store(&why)
 		s.uploadFailing.Store(true)
 		// Full jitter in [backoff/2, backoff].
 		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
