@@ -117,7 +117,7 @@ func (c *compiled) absent(vi int, b []byte) bool {
 	}
 	if len(b) == 0 {
 		k := c.vars[vi].kind
-		return k != kRequest && (c.escape != EscapeDefault || k != kString)
+		return k != kRequest && (c.escape != EscapeDefault || !stringy(k))
 	}
 	return false
 }
@@ -181,7 +181,7 @@ func splitRequest(b []byte) (method, uri, proto []byte, ok bool) {
 	}
 	method = b[:i]
 	for _, c := range method {
-		if !(c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
+		if !tchar[c] {
 			return nil, nil, nil, false
 		}
 	}
@@ -198,6 +198,22 @@ func splitRequest(b []byte) (method, uri, proto []byte, ok bool) {
 		return nil, nil, nil, false
 	}
 	return method, uri, proto, true
+}
+
+// tchar is RFC 9110's token alphabet: a method is a token whatever its
+// case (nginx answers "geti / HTTP/1.1" with 400, and logs it).
+var tchar [256]bool
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		tchar[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		tchar[c], tchar[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tchar[c] = true
+	}
 }
 
 // isProto: HTTP/1.1, HTTP/2.0, HTTP/3 ...
