@@ -6,6 +6,8 @@ import (
 )
 
 var builtins = map[string]string{
+	// error is nginx's error.log (see errorlog.go): not a log_format.
+	"error": errorLogFormat,
 	// ingress_upstreaminfo is the ingress-nginx controller's default
 	// log-format-upstream.
 	"ingress_upstreaminfo": `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
@@ -21,7 +23,7 @@ var builtins = map[string]string{
 }
 
 // builtinEscape is the escape a built-in format is always compiled with.
-var builtinEscape = map[string]Escape{"json": EscapeJSON}
+var builtinEscape = map[string]Escape{"json": EscapeJSON, "error": EscapeNone}
 
 // kind is how a variable's value is checked and encoded. varKinds below is
 // the one table that says a variable's type; the event schema is derived
@@ -190,6 +192,7 @@ type item struct {
 }
 
 type compiled struct {
+	errlog   *errorLog // the error.log format; nil for a log_format
 	escape   Escape
 	prefix   []byte // literal before the first variable
 	vars     []variable
@@ -250,6 +253,12 @@ func (v *variable) field() string { return string(v.key[1 : len(v.key)-2]) }
 func (p *Parser) Escape() Escape { return p.impl.escape }
 
 func compile(format string, opts Options) (*compiled, error) {
+	return compileKinds(format, opts, nil)
+}
+
+// compileKinds is compile with kinds that override varKinds (the error
+// format's fields).
+func compileKinds(format string, opts Options, kinds map[string]kind) (*compiled, error) {
 	if opts.Escape != EscapeDefault && opts.Escape != EscapeJSON && opts.Escape != EscapeNone {
 		return nil, fmt.Errorf("unknown escape %d", opts.Escape)
 	}
@@ -267,7 +276,7 @@ func compile(format string, opts Options) (*compiled, error) {
 		if after == "" && i < len(names)-1 {
 			return nil, fmt.Errorf("log_format: $%s and $%s are adjacent with nothing between them; their values cannot be told apart", name, names[i+1])
 		}
-		c.vars = append(c.vars, newVariable(name, after))
+		c.vars = append(c.vars, newVariable(name, after, kinds))
 	}
 
 	// Which variable writes which field: the first one wins.
@@ -292,7 +301,7 @@ func compile(format string, opts Options) (*compiled, error) {
 	}
 
 	// Time variables, best first: $msec has milliseconds.
-	for _, k := range []kind{kMsec, kTimeISO, kTimeLocal} {
+	for _, k := range []kind{kMsec, kTimeISO, kTimeLocal, kTimeError} {
 		for i, v := range c.vars {
 			if v.kind == k {
 				c.timeVars = append(c.timeVars, i)
@@ -321,7 +330,7 @@ func compile(format string, opts Options) (*compiled, error) {
 			c.items = append(c.items, item{kind: itGroup, group: v.group, members: []int{i}})
 			continue
 		}
-		if v.kind == kTimeLocal || v.kind == kTimeISO {
+		if v.kind == kTimeLocal || v.kind == kTimeISO || v.kind == kTimeError {
 			continue // only the timestamp
 		}
 		c.items = append(c.items, item{kind: itVar, v: i})
@@ -335,7 +344,7 @@ func compile(format string, opts Options) (*compiled, error) {
 	return c, nil
 }
 
-func isTime(k kind) bool { return k == kMsec || k == kTimeISO || k == kTimeLocal }
+func isTime(k kind) bool { return k == kMsec || k == kTimeISO || k == kTimeLocal || k == kTimeError }
 
 // setKey finds the variable behind an event field name: a top-level field
 // ("remote_addr"), a header ("request_headers.x_forwarded_for" or
@@ -370,9 +379,12 @@ func (c *compiled) setKey(field string) error {
 	return fmt.Errorf("key field %q is not written by the log_format", field)
 }
 
-func newVariable(name, after string) variable {
+func newVariable(name, after string, kinds map[string]kind) variable {
 	v := variable{name: name, after: []byte(after)}
 	v.kind = varKinds[name]
+	if k, ok := kinds[name]; ok {
+		v.kind = k
+	}
 	key := name
 	switch {
 	case strings.HasPrefix(name, "http_") && len(name) > len("http_"):

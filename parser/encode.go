@@ -34,6 +34,8 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) ([]byte, error
 					t, ok = parseMsec(b)
 				case kTimeISO:
 					t, ok = parseTimeISO(b)
+				case kTimeError:
+					t, ok = c.errlog.parseTime(b)
 				default:
 					t, ok = parseTimeLocal(b)
 				}
@@ -112,6 +114,9 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) ([]byte, error
 // empty where nginx writes a missing value as "" (escape=json) or where
 // the variable is typed. An empty $request is kept.
 func (c *compiled) absent(vi int, b []byte) bool {
+	if c.errlog != nil {
+		return len(b) == 0 // the error format's absent fields are empty spans
+	}
 	if len(b) == 1 {
 		return b[0] == '-'
 	}
@@ -128,6 +133,8 @@ func (c *compiled) appendValue(dst []byte, v *variable, b []byte, r *Result) []b
 		return appendInt(dst, b)
 	case kNumber, kMsec:
 		return appendNumber(dst, b)
+	case kBool:
+		return append(dst, "true"...)
 	case kRequest:
 		dst = c.appendString(dst, b, r)
 		method, uri, proto, ok := splitRequest(b)

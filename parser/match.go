@@ -369,6 +369,22 @@ func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error)
 		r = new(Result)
 	}
 	r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+	if c.errlog != nil {
+		if cap(r.spans) < len(c.vars) {
+			r.spans = make([]span, len(c.vars))
+		}
+		r.spans = r.spans[:len(c.vars)]
+		if err := c.errlog.match(line, r.spans); err != nil {
+			return dst, err
+		}
+		n := len(dst)
+		dst, err := c.encode(dst, line, meta, r)
+		if err != nil {
+			r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+			return dst[:n], err
+		}
+		return dst, nil
+	}
 	if !bytes.HasPrefix(line, c.prefix) {
 		return dst, &ParseError{Field: "literal", Pos: 0, Reason: fmt.Sprintf("line does not start with %q", c.prefix)}
 	}
