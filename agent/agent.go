@@ -330,6 +330,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		log:  a.log.With("path", path, "inode", k.Ino),
 		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
 		buf:  make([]byte, 0, 64<<10),
+		ml:   newJoiner(in),
 	}
 	h.lines = a.m.linesRead.WithLabelValues(path)
 	h.bytes = a.m.bytesRead.WithLabelValues(path)

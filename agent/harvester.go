@@ -52,6 +52,7 @@ type harvester struct {
 	lines prometheus.Counter
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
+	ml    *joiner // joins continuation lines (multiline.go); nil for formats without
 
 	nParsed int // lines parsed since the counter was last added to
 
@@ -181,6 +182,9 @@ func (h *harvester) run(ctx context.Context) {
 			h.log.Error("read failed; closing the file, it will be opened again at the next scan", "err", err)
 			h.flush(ctx)
 			return
+		}
+		if h.ml.due() { // an event waited multiline_timeout for its next line
+			h.consumeCounted()
 		}
 		// At the end of the file. A partly filled batch waits up to
 		// linger for more lines, so that a steady trickle is handed on
@@ -330,6 +334,13 @@ func (h *harvester) consume() int {
 		}
 		line := data[pos : pos+i]
 		start := h.offset + int64(pos)
+		if h.ml != nil { // continuation lines join their event (multiline.go)
+			end, n, ok := h.ml.extent(data, pos, pos+i, start)
+			if !ok {
+				break // the event may go on: its lines stay in buf
+			}
+			line, i, lines = data[pos:end], end-pos, lines+n-1
+		}
 		pos += i + 1
 		lines++
 		if len(line) > maxLine {
@@ -499,6 +510,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	}
 	h.buf = h.buf[:0]
 	h.discard = false
+	h.ml.reset()
 	h.offset = 0
 	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
 	e.FP, e.FPLen, _ = fingerprint(h.f, size)
@@ -511,6 +523,14 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 // finishRotated hands on a last line without newline (nginx never writes
 // one; a full disk might) and lets the file go.
 func (h *harvester) finishRotated(ctx context.Context) {
+	if h.ml != nil { // the events waiting for a next line are complete
+		h.ml.force = true
+		for h.consumeCounted(); h.full(); h.consumeCounted() {
+			if !h.flush(ctx) {
+				return
+			}
+		}
+	}
 	if len(h.buf) > 0 && !h.discard {
 		line := h.buf
 		h.add(line, h.offset)
