@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,31 @@ func TestConfigRoutingErrors(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// parse --format error joins continuation lines as the agent does and
+// reads times in --timezone.
+func TestParseCommandErrorFormat(t *testing.T) {
+	in := "  orphan\n" +
+		"2026/12/02 03:01:02 [error] 7#7: *3 FastCGI sent in stderr: \"PHP message: boom\n" +
+		"#0 {main}\" while reading response header from upstream, client: 192.0.2.1, server: app\n" +
+		"2026/12/02 03:01:03 [emerg] 1#1: bind() failed\n"
+	var out, errb bytes.Buffer
+	code := realMain([]string{"parse", "--format", "error", "--timezone", "America/New_York", "--host", "h1"}, strings.NewReader(in), &out, &errb)
+	if code != 1 || errb.String() == "" || !strings.HasPrefix(errb.String(), "line 1: ") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d events: %s", len(lines), out.String())
+	}
+	for _, want := range []string{`"timestamp":"2026-12-02T03:01:02.000-05:00"`, `"message":"FastCGI sent in stderr: \"PHP message: boom\n#0 {main}\" while reading response header from upstream"`, `"remote_addr":"192.0.2.1"`, `"log_offset":9`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("event %s lacks %s", lines[0], want)
+		}
+	}
+	if code := realMain([]string{"parse", "--format", "error", "--timezone", "Nowhere/City"}, strings.NewReader(""), &out, &errb); code != 2 {
+		t.Errorf("bad --timezone: exit %d", code)
 	}
 }
