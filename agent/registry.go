@@ -173,13 +173,20 @@ func (r *Registry) lookup(k fileKey, f io.ReaderAt, size int64) *entry {
 	return nil
 }
 
-// entries snapshot, for finding rotated files at start.
-func (r *Registry) all() []*entry {
+// snap is an entry and a copy of its fields taken under the lock.
+type snap struct {
+	e *entry
+	entry
+}
+
+// all snapshots the entries, for finding rotated files at start (harvesters
+// update them meanwhile).
+func (r *Registry) all() []snap {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*entry, 0, len(r.entries))
+	out := make([]snap, 0, len(r.entries))
 	for _, e := range r.entries {
-		out = append(out, e)
+		out = append(out, snap{e: e, entry: *e})
 	}
 	return out
 }
