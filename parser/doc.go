@@ -132,7 +132,9 @@
 // joining is the agent's (its reader holds an event's lines until the next
 // event starts, bounded in bytes and time): Parse then gets the event's
 // lines joined by '\n', and the context is read from the right of the
-// whole text, where nginx wrote it.
+// whole text, where nginx wrote it; when it is not there but ends an
+// earlier line (another writer appended lines after a complete event), it
+// is read from there and the message keeps the whole text.
 //
 // # Formats
 //

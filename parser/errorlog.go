@@ -160,6 +160,19 @@ func (e *errorLog) match(line []byte, spans []span) *ParseError {
 		msgEnd = e.contextForward(line, pos, spans)
 	} else {
 		msgEnd = e.contextBackward(line, pos, spans)
+		// Lines that another writer appended after a complete event (the
+		// context ends an earlier line): the context is read from the end
+		// of that line, and the message keeps all the text.
+		for hi := len(line); msgEnd == len(line); {
+			nl := bytes.LastIndexByte(line[pos:hi], '\n')
+			if nl < 0 {
+				break
+			}
+			hi = pos + nl
+			if e.contextBackward(line[:hi], pos, spans) < hi {
+				break
+			}
+		}
 	}
 	spans[eMessage] = span{pos, msgEnd}
 	return nil

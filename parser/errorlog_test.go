@@ -169,6 +169,17 @@ func TestErrorLogMultilineEvent(t *testing.T) {
 	})
 }
 
+// A line another writer appended after a complete event: the context is
+// read where it is, the message keeps every byte.
+func TestErrorLogContextOnAnEarlierLine(t *testing.T) {
+	line := "2026/12/02 03:01:02 [error] 5#5: *8 boom, client: 192.0.2.9, server: app, request: \"GET / HTTP/1.1\", host: \"app\"\nPHP Warning: stray, with, commas"
+	m, _ := errEvent(t, Options{Timezone: time.UTC}, line)
+	wantFields(t, m, map[string]any{
+		"remote_addr": "192.0.2.9", "server_name": "app", "nginx_host": "app", "request_method": "GET",
+		"message": line[len("2026/12/02 03:01:02 [error] 5#5: *8 "):],
+	})
+}
+
 func TestErrorLogFieldsAndKey(t *testing.T) {
 	p := mustCompile(t, "error", Options{KeyField: "remote_addr"})
 	want := "timestamp level pid tid connection message remote_addr server_name request request_method request_uri server_protocol subrequest upstream nginx_host request_headers.referer truncated"
