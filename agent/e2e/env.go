@@ -34,11 +34,11 @@ type EnvOptions struct {
 	// Inputs returns the [[inputs]]; default: access.log as combined and
 	// custom.log in CustomFormat.
 	Inputs      func(n *Nginx) []Input
-	Compression string // Kafka compression; default "none"
-	NoS3        bool   // no [sinks.s3]
-	NoKafka     bool   // no [sinks.kafka]
-	RotateWait  string // default "2s"
-	BatchMaxAge string // S3; default "1s" (the minimum)
+	Compression string   // Kafka compression; default "none"
+	NoS3        bool     // no [sinks.s3]
+	NoKafka     bool     // no [sinks.kafka]
+	RotateWait  string   // default "2s"
+	BatchMaxAge string   // S3; default "1s" (the minimum)
 	Topics      []string // more Kafka topics to create (inputs' own topics)
 }
 
