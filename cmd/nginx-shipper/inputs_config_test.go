@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // The error format, the timezone and per-input routing keys.
@@ -94,5 +99,46 @@ func TestParseCommandErrorFormat(t *testing.T) {
 	}
 	if code := realMain([]string{"parse", "--format", "error", "--timezone", "Nowhere/City"}, strings.NewReader(""), &out, &errb); code != 2 {
 		t.Errorf("bad --timezone: exit %d", code)
+	}
+}
+
+// validate --connect checks that each input's own topic exists.
+func TestValidateConnectChecksInputTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "nginx-access", "nginx-error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	write := func(topic string) string {
+		p := filepath.Join(dir, topic+".toml")
+		cfg := fmt.Sprintf(`[agent]
+data_dir = %q
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+[[inputs]]
+paths = ["/var/log/nginx/error.log"]
+format = "error"
+topic = %q
+[sinks.kafka]
+brokers = [%q]
+topic = "nginx-access"
+dead_letter_topic = ""
+`, dir, topic, c.ListenAddrs()[0])
+		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"validate", "--connect", "-c", write("nginx-error")}, nil, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `kafka: topic "nginx-error" of input 1 exists`) || !strings.Contains(out.String(), `routed to: topic "nginx-error"`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := realMain([]string{"validate", "--connect", "-c", write("nginx-missing")}, nil, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "inputs[1].topic: ") || !strings.Contains(errb.String(), "nginx-missing") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 }
