@@ -111,6 +111,10 @@
 // absent when the line has none), "message", "remote_addr" (client:),
 // "server_name", "request" split as in the access log, "subrequest",
 // "upstream", "nginx_host" (host:), "request_headers.referer" (referrer:),
+// the stream proxy's "bytes_received", "bytes_sent",
+// "upstream_bytes_received", "upstream_bytes_sent" (its trailing
+// ", bytes from/to client:R/S, bytes from/to upstream:R/S"; the stream
+// module's client may read "udp client:"),
 // and "truncated": true when the line is 2047 bytes long, nginx's
 // NGX_MAX_ERROR_STR (2048) less the newline: nginx cut it.
 //

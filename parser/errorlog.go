@@ -11,17 +11,21 @@ import (
 // with kinds like any other (Fields, Variables and the schema need no
 // special case). Its literals are not used for matching; errorLog.match is.
 const errorLogFormat = `$time_error [$level] $pid#$tid: *$connection $message, client: $remote_addr, server: $server_name, ` +
-	`request: "$request", subrequest: "$subrequest", upstream: "$upstream", host: "$host", referrer: "$http_referer" $truncated`
+	`request: "$request", subrequest: "$subrequest", upstream: "$upstream", host: "$host", referrer: "$http_referer", ` +
+	`bytes from/to client:$bytes_received/$bytes_sent, bytes from/to upstream:$upstream_bytes_received/$upstream_bytes_sent $truncated`
 
 // errorKinds are the kinds of the error format's fields where they differ
 // from varKinds ($connection, $remote_addr, $request are typed there).
 var errorKinds = map[string]kind{
-	"time_error":  kTimeError,
-	"level":       kLevel,
-	"pid":         kInt,
-	"tid":         kInt,
-	"truncated":   kBool,
-	"server_name": kString,
+	"time_error": kTimeError,
+	"level":      kLevel,
+	"pid":        kInt,
+	"tid":        kInt,
+	"truncated":  kBool,
+	// the stream proxy's counters, one connection's: integers, not lists
+	"upstream_bytes_received": kInt,
+	"upstream_bytes_sent":     kInt,
+	"server_name":             kString,
 }
 
 // The error format's variables, in errorLogFormat's order.
@@ -39,6 +43,10 @@ const (
 	eUpstream
 	eHost
 	eReferrer
+	eBytesReceived
+	eBytesSent
+	eUpstreamReceived
+	eUpstreamSent
 	eTruncated
 	eCount
 )
@@ -159,7 +167,7 @@ func (e *errorLog) match(line []byte, spans []span) *ParseError {
 		spans[eTruncated] = span{0, 1}
 		msgEnd = e.contextForward(line, pos, spans)
 	} else {
-		msgEnd = e.contextBackward(line, pos, spans)
+		msgEnd = e.contextBackward(line[:streamTrailer(line, pos, spans)], pos, spans)
 		// Lines that another writer appended after a complete event (the
 		// context ends an earlier line): the context is read from the end
 		// of that line, and the message keeps all the text.
@@ -193,6 +201,7 @@ type ctxField struct {
 }
 
 var ctxFields = [...]ctxField{
+	{", udp client: ", eClient, false}, // stream, UDP
 	{", client: ", eClient, false},
 	{", server: ", eServer, false},
 	{`, request: "`, eRequest, true},
@@ -209,6 +218,46 @@ func init() {
 	for i, f := range ctxFields {
 		ctxClosers[i] = `"` + f.key
 	}
+}
+
+// streamTrailer takes the stream proxy's counters from the end of
+// line[from:] (ngx_stream_proxy_log_error: ", bytes from/to client:R/S,
+// bytes from/to upstream:R/S") and returns where the rest of the context
+// ends: len(line) when the line has none.
+func streamTrailer(line []byte, from int, spans []span) int {
+	const up, cl = ", bytes from/to upstream:", ", bytes from/to client:"
+	end := len(line)
+	u := bytes.LastIndex(line[from:], bytesOf(up))
+	if u < 0 {
+		return end
+	}
+	u += from
+	c := bytes.LastIndex(line[from:u], bytesOf(cl))
+	if c < 0 {
+		return end
+	}
+	c += from
+	ur, us, ok1 := pairAt(line, u+len(up), end)
+	cr, cs, ok2 := pairAt(line, c+len(cl), u)
+	if !ok1 || !ok2 {
+		return end
+	}
+	spans[eBytesReceived], spans[eBytesSent] = cr, cs
+	spans[eUpstreamReceived], spans[eUpstreamSent] = ur, us
+	return c
+}
+
+// pairAt parses "digits/digits" filling line[i:end] exactly.
+func pairAt(line []byte, i, end int) (a, b span, ok bool) {
+	d := digitsAt(line, i)
+	if d == i || d >= end || line[d] != '/' || d-i > 19 {
+		return a, b, false
+	}
+	e := digitsAt(line, d+1)
+	if e != end || e == d+1 || e-d-1 > 19 {
+		return a, b, false
+	}
+	return span{i, d}, span{d + 1, e}, true
 }
 
 // contextBackward takes the context fields from the right of line[from:],
@@ -256,7 +305,7 @@ func (e *errorLog) contextBackward(line []byte, from int, spans []span) int {
 // last ", client: "; the field that was cut keeps what is there. It
 // returns where the message ends.
 func (e *errorLog) contextForward(line []byte, from int, spans []span) int {
-	k := bytes.LastIndex(line[from:], bytesOf(ctxFields[0].key))
+	k := max(bytes.LastIndex(line[from:], bytesOf(ctxFields[0].key)), bytes.LastIndex(line[from:], bytesOf(ctxFields[1].key)))
 	if k < 0 {
 		return len(line)
 	}

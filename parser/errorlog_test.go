@@ -180,9 +180,30 @@ func TestErrorLogContextOnAnEarlierLine(t *testing.T) {
 	})
 }
 
+// The stream module's context: client, server (the listening address),
+// upstream, and the proxy's byte counters, named as the stream access log
+// names them.
+func TestErrorLogStreamContext(t *testing.T) {
+	m, _ := errEvent(t, Options{Timezone: time.UTC}, `2026/12/02 03:01:02 [error] 5#5: *8 connect() failed (111: Connection refused) while connecting to upstream, client: 192.0.2.9, server: 0.0.0.0:5432, upstream: "10.0.0.7:5432", bytes from/to client:0/0, bytes from/to upstream:0/0`)
+	wantFields(t, m, map[string]any{
+		"message": "connect() failed (111: Connection refused) while connecting to upstream", "remote_addr": "192.0.2.9",
+		"server_name": "0.0.0.0:5432", "upstream": "10.0.0.7:5432",
+		"bytes_received": 0.0, "bytes_sent": 0.0, "upstream_bytes_received": 0.0, "upstream_bytes_sent": 0.0,
+	})
+	m, _ = errEvent(t, Options{Timezone: time.UTC}, `2026/12/02 03:01:02 [info] 5#5: *9 udp upstream timed out while proxying connection, udp client: [2001:db8::9]:5353, server: [::]:53, upstream: "[2001:db8::53]:53", bytes from/to client:120/0, bytes from/to upstream:0/120`)
+	wantFields(t, m, map[string]any{
+		"message": "udp upstream timed out while proxying connection", "remote_addr": "[2001:db8::9]:5353", "server_name": "[::]:53",
+		"bytes_received": 120.0, "bytes_sent": 0.0, "upstream_bytes_received": 0.0, "upstream_bytes_sent": 120.0,
+	})
+	// Counters in the message itself, not a trailer: left in the message.
+	m, _ = errEvent(t, Options{Timezone: time.UTC}, `2026/12/02 03:01:02 [info] 5#5: *9 client disconnected, bytes from/to client:5/7, bytes from/to upstream:x/1`)
+	wantFields(t, m, map[string]any{"bytes_received": nil, "message": "client disconnected, bytes from/to client:5/7, bytes from/to upstream:x/1"})
+}
+
 func TestErrorLogFieldsAndKey(t *testing.T) {
 	p := mustCompile(t, "error", Options{KeyField: "remote_addr"})
-	want := "timestamp level pid tid connection message remote_addr server_name request request_method request_uri server_protocol subrequest upstream nginx_host request_headers.referer truncated"
+	want := "timestamp level pid tid connection message remote_addr server_name request request_method request_uri server_protocol subrequest upstream nginx_host request_headers.referer " +
+		"bytes_received bytes_sent upstream_bytes_received upstream_bytes_sent truncated"
 	if got := strings.Join(p.Fields(), " "); got != want {
 		t.Errorf("Fields:\n got %s\nwant %s", got, want)
 	}
