@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -197,4 +201,44 @@ func mustParser(t *testing.T, f string) *parser.Parser {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// BenchmarkAgentErrorLogToNopSink measures file → harvester → joining →
+// parse+encode → a sink that acknowledges at once, for error.log events of
+// which one in four has continuation lines (errEvent).
+func BenchmarkAgentErrorLogToNopSink(b *testing.B) {
+	const events = 100_000
+	dir := b.TempDir()
+	path := filepath.Join(dir, "error.log")
+	var sb strings.Builder
+	for i := 0; i <= events; i++ { // the last one waits for a next line: not counted
+		sb.WriteString(errEvent(i))
+	}
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(sb.Len()))
+	b.ResetTimer()
+	start := time.Now()
+	for it := 0; it < b.N; it++ {
+		cfg := Config{DataDir: filepath.Join(dir, fmt.Sprint("data", it)), Hostname: "bench"}
+		cfg.Defaults()
+		cfg.ScanInterval.Duration = time.Hour
+		sink := &nopSink{}
+		in := InputConfig{Paths: []string{path}, Format: "error", Timezone: "UTC"}
+		in.Defaults()
+		a, err := New(cfg, []InputConfig{in}, []sinks.Sink{sink}, Options{Log: slog.New(slog.DiscardHandler), KeyField: "remote_addr"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		for sink.n.Load() < events {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		<-done
+	}
+	b.ReportMetric(float64(events*b.N)/time.Since(start).Seconds(), "events/s")
 }
