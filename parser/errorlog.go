@@ -163,7 +163,7 @@ func (e *errorLog) match(line []byte, spans []span) *ParseError {
 		}
 	}
 	msgEnd := len(line)
-	if len(line) >= maxErrorLine {
+	if len(line) == maxErrorLine { // longer is not one write of nginx's (joined lines of another writer)
 		spans[eTruncated] = span{0, 1}
 		msgEnd = e.contextForward(line, pos, spans)
 	} else {

@@ -130,6 +130,9 @@ func TestErrorLogTruncated(t *testing.T) {
 		"server_name": "up.example",
 		"request":     line[len(head)-len("POST /upload?"):],
 	})
+	// Longer than nginx writes (lines of another writer joined to it): not cut by nginx.
+	m, _ = errEvent(t, Options{Timezone: time.UTC}, `2026/12/02 03:01:02 [error] 5#5: *8 x, client: 192.0.2.8, server: s`+"\n"+strings.Repeat("z", maxErrorLine))
+	wantFields(t, m, map[string]any{"truncated": nil, "remote_addr": "192.0.2.8"})
 	// One byte shorter: nginx did not cut it.
 	m, _ = errEvent(t, Options{Timezone: time.UTC}, line[:maxErrorLine-1])
 	if _, ok := m["truncated"]; ok {
