@@ -368,38 +368,8 @@ func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error)
 	if r == nil {
 		r = new(Result)
 	}
-	r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
-	if c.errlog != nil {
-		if cap(r.spans) < len(c.vars) {
-			r.spans = make([]span, len(c.vars))
-		}
-		r.spans = r.spans[:len(c.vars)]
-		if err := c.errlog.match(line, r.spans); err != nil {
-			return dst, err
-		}
-		n := len(dst)
-		dst, err := c.encode(dst, line, meta, r)
-		if err != nil {
-			r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
-			return dst[:n], err
-		}
-		return dst, nil
-	}
-	if !bytes.HasPrefix(line, c.prefix) {
-		return dst, &ParseError{Field: "literal", Pos: 0, Reason: fmt.Sprintf("line does not start with %q", c.prefix)}
-	}
-	if len(c.vars) == 0 {
-		if len(line) != len(c.prefix) {
-			return dst, &ParseError{Field: "literal", Pos: len(c.prefix), Reason: "unexpected bytes after the format's text"}
-		}
-	} else {
-		if cap(r.spans) < len(c.vars) {
-			r.spans = make([]span, len(c.vars))
-		}
-		m := matcher{c: c, line: line, spans: r.spans[:len(c.vars)], budget: maxSteps}
-		if !m.match(0, len(c.prefix)) {
-			return dst, m.err()
-		}
+	if err := c.match(line, r); err != nil {
+		return dst, err
 	}
 	n := len(dst)
 	dst, err := c.encode(dst, line, meta, r)
@@ -408,6 +378,41 @@ func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error)
 		return dst[:n], err
 	}
 	return dst, nil
+}
+
+// match finds the spans of line's values in r (phase 1, shared by the
+// encoders) and resets r's per-line fields. The error format has its own
+// matcher (errorlog.go).
+func (c *compiled) match(line []byte, r *Result) error {
+	r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+	if c.errlog != nil {
+		if cap(r.spans) < len(c.vars) {
+			r.spans = make([]span, len(c.vars))
+		}
+		r.spans = r.spans[:len(c.vars)]
+		if err := c.errlog.match(line, r.spans); err != nil {
+			return err
+		}
+		return nil
+	}
+	if !bytes.HasPrefix(line, c.prefix) {
+		return &ParseError{Field: "literal", Pos: 0, Reason: fmt.Sprintf("line does not start with %q", c.prefix)}
+	}
+	if len(c.vars) == 0 {
+		if len(line) != len(c.prefix) {
+			return &ParseError{Field: "literal", Pos: len(c.prefix), Reason: "unexpected bytes after the format's text"}
+		}
+		return nil
+	}
+	if cap(r.spans) < len(c.vars) {
+		r.spans = make([]span, len(c.vars))
+	}
+	r.spans = r.spans[:len(c.vars)]
+	m := matcher{c: c, line: line, spans: r.spans, budget: maxSteps}
+	if !m.match(0, len(c.prefix)) {
+		return m.err()
+	}
+	return nil
 }
 
 // inSet reports whether b is one of set.
