@@ -293,3 +293,41 @@ func TestRealNginxErrorLog(t *testing.T) {
 	}
 	t.Logf("%d error.log events from a live nginx", len(evs))
 }
+
+// TestRealNginxErrorLogOfTrickyRequests: every line nginx wrote to its
+// error log (level info) while answering TestRealNginx's tricky requests
+// (TLS to a plain port, garbage, control bytes, 414, refused upstreams)
+// parses with the error format.
+func TestRealNginxErrorLogOfTrickyRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	logs := runNginx(t)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(logs), "error.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, "error", Options{})
+	lines, offsets := readLines(data)
+	levels := map[string]int{}
+	var r Result
+	for i, line := range lines {
+		out, err := p.Parse(nil, line, Meta{Host: "web-1", Offset: offsets[i]}, &r)
+		if err != nil {
+			t.Errorf("line %d: %v\n%q", i+1, err, line)
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		levels[fmt.Sprint(m["level"])]++
+		if c, ok := m["connection"]; ok && bytes.Contains(line, []byte(", client: ")) && m["remote_addr"] != "127.0.0.1" {
+			t.Errorf("line %d (connection %v): remote_addr %v\n%s", i+1, c, m["remote_addr"], line)
+		}
+	}
+	if len(lines) < 5 {
+		t.Fatalf("nginx wrote only %d error lines", len(lines))
+	}
+	t.Logf("%d error.log lines by level: %v", len(lines), levels)
+}
