@@ -227,37 +227,38 @@ func init() {
 func streamTrailer(line []byte, from int, spans []span) int {
 	const up, cl = ", bytes from/to upstream:", ", bytes from/to client:"
 	end := len(line)
-	u := bytes.LastIndex(line[from:], bytesOf(up))
-	if u < 0 {
+	ur, us, k, ok := pairBefore(line, from, end)
+	if !ok || !bytes.HasSuffix(line[from:k], bytesOf(up)) {
 		return end
 	}
-	u += from
-	c := bytes.LastIndex(line[from:u], bytesOf(cl))
-	if c < 0 {
-		return end
-	}
-	c += from
-	ur, us, ok1 := pairAt(line, u+len(up), end)
-	cr, cs, ok2 := pairAt(line, c+len(cl), u)
-	if !ok1 || !ok2 {
+	cr, cs, c, ok := pairBefore(line, from, k-len(up))
+	if !ok || !bytes.HasSuffix(line[from:c], bytesOf(cl)) {
 		return end
 	}
 	spans[eBytesReceived], spans[eBytesSent] = cr, cs
 	spans[eUpstreamReceived], spans[eUpstreamSent] = ur, us
-	return c
+	return c - len(cl)
 }
 
-// pairAt parses "digits/digits" filling line[i:end] exactly.
-func pairAt(line []byte, i, end int) (a, b span, ok bool) {
-	d := digitsAt(line, i)
-	if d == i || d >= end || line[d] != '/' || d-i > 19 {
-		return a, b, false
+// pairBefore parses the "digits/digits" that ends line[from:end], returning
+// both and where the pair starts.
+func pairBefore(line []byte, from, end int) (a, b span, start int, ok bool) {
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	i := end
+	for i > from && isDigit(line[i-1]) {
+		i--
 	}
-	e := digitsAt(line, d+1)
-	if e != end || e == d+1 || e-d-1 > 19 {
-		return a, b, false
+	if i == end || end-i > 19 || i-1 < from || line[i-1] != '/' {
+		return a, b, 0, false
 	}
-	return span{i, d}, span{d + 1, e}, true
+	j := i - 1
+	for j > from && isDigit(line[j-1]) {
+		j--
+	}
+	if j == i-1 || i-1-j > 19 {
+		return a, b, 0, false
+	}
+	return span{j, i - 1}, span{i, end}, j, true
 }
 
 // contextBackward takes the context fields from the right of line[from:],
@@ -295,6 +296,9 @@ func (e *errorLog) contextBackward(line []byte, from int, spans []span) int {
 			}
 			spans[f.v] = span{start, vend}
 			end, next = j, i
+			if f.v == eClient {
+				next = 0 // client (or udp client) is the first field
+			}
 			break
 		}
 	}
