@@ -289,7 +289,11 @@ func (h *harvester) run(ctx context.Context) {
 			return
 		}
 		if !h.rotated && idle >= h.a.cfg.CloseInactive.Duration && h.end() == h.offset {
+			// Parked, not just closed: its last batches may still be in
+			// flight, and reading must resume after them, not at the
+			// checkpoint (that was read twice).
 			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
+			h.a.park(h, false)
 			return
 		}
 		if !h.sleep(ctx, poll) {
@@ -325,7 +329,7 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 // end and idle (its name no longer leads to it), and so does one whose
 // too-long line is being skipped.
 func (h *harvester) mayPark() bool {
-	return h.a.slotsWanted() && !h.rotated && !h.discard
+	return h.a.slotsWanted() && !h.rotated && !h.discard && !h.ml.waiting() // an event waiting for its next line goes first (multiline.go)
 }
 
 // parkNow hands the batch on and parks the file (see Agent.park); queue
@@ -335,6 +339,7 @@ func (h *harvester) parkNow(ctx context.Context, queue bool) bool {
 		return false
 	}
 	h.a.park(h, queue)
+	h.a.m.slotReleases.Inc()
 	return true
 }
 

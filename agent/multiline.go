@@ -122,6 +122,11 @@ func (j *joiner) due() bool {
 	return j != nil && j.waitAt >= 0 && time.Since(j.waitSince) >= j.timeout
 }
 
+// waiting reports whether an event waits for its next line: the reader
+// keeps its slot until it is handed on (at most multiline_timeout), or a
+// parked file whose last event waits would hold it until the file grows.
+func (j *joiner) waiting() bool { return j != nil && j.waitAt >= 0 }
+
 // reset forgets the waiting event (the buffer was dropped: truncation).
 func (j *joiner) reset() {
 	if j != nil {

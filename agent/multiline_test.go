@@ -242,3 +242,33 @@ func BenchmarkAgentErrorLogToNopSink(b *testing.B) {
 	}
 	b.ReportMetric(float64(events*b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// More error logs than max_open_files: readers park and resume (their
+// waiting events are read again from disk), and every event, each file's
+// last included, is delivered once and checkpointed.
+func TestMultilineWithFewerSlotsThanFiles(t *testing.T) {
+	e := newErrorEnv(t, 50*time.Millisecond)
+	e.cfg.MaxOpenFiles = 1
+	dir := filepath.Dir(e.log)
+	e.ins[0].Paths = []string{filepath.Join(dir, "err*.log")}
+	const files, per = 4, 50
+	for f := 0; f < files; f++ {
+		var b strings.Builder
+		for i := f * per; i < (f+1)*per; i++ {
+			b.WriteString(errEvent(i))
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("err%d.log", f)), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	e.waitDelivered(files * per)
+	for f := 0; f < files; f++ {
+		p := filepath.Join(dir, fmt.Sprintf("err%d.log", f))
+		fi, _ := os.Stat(p)
+		e.waitCheckpoint(p, fi.Size())
+	}
+	if d := e.dups(files * per); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+}

@@ -209,8 +209,9 @@ func (a *Agent) movedAway(ctx context.Context, old fileKey) {
 	a.admit(ctx)
 }
 
-// park shelves h's file as it gives its slot up: its stream goes on, reading
-// resumes at h.offset. queue says it has more to read (it yielded).
+// park shelves h's file as it gives its slot up (for files that wait, or
+// idle for close_inactive): its stream goes on, reading resumes at
+// h.offset. queue says it has more to read (it yielded).
 func (a *Agent) park(h *harvester, queue bool) {
 	sh := &shelved{
 		key: h.key, path: h.path, in: h.in,
@@ -223,7 +224,6 @@ func (a *Agent) park(h *harvester, queue bool) {
 		a.enqueueLocked(sh)
 	}
 	a.mu.Unlock()
-	a.m.slotReleases.Inc()
 }
 
 // sweepShelf runs after each scan: shelved files that the scan did not see
