@@ -112,7 +112,7 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 	var errs []error
 	out := make([]*parser.Parser, len(ins))
 	for i := range ins {
-		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, readFile)
+		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, ins[i].Location(), readFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
 			continue
@@ -432,11 +432,12 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 
 	h := &harvester{
 		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
-		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format},
+		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format, Topic: in.cfg.Topic, S3Prefix: in.cfg.S3Prefix},
 		log:      a.log.With("path", path, "inode", k.Ino),
 		meta:     parser.Meta{Host: a.cfg.Hostname, File: path},
 		lastSize: -1,
 		s:        s,
+		ml:       newJoiner(in),
 	}
 	a.mu.Lock()
 	if _, busy := a.open[k]; busy {

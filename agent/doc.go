@@ -43,6 +43,17 @@
 // down (named like a live file plus "." or "-", changed since the last
 // checkpoint) are read too.
 //
+// Continuation lines (multiline.go): in a format that has them (error.log),
+// a line without a date continues the previous event. The harvester keeps
+// an event's lines unconsumed in its buffer until the line after them
+// starts an event (or multiline_timeout passed, or multiline_max_bytes
+// would be exceeded), then parses them as one line: log_offset is the
+// first line's, and a batch's End, hence the checkpoint, covers the lines
+// only once their event is in it.
+//
+// Routing: each file's sinks.Source carries its input's topic and
+// s3_prefix; the sinks use them instead of their own topic and prefix.
+//
 // # Thousands of files
 //
 // At most max_open_files files are open at once, each with its harvester

@@ -52,6 +52,7 @@ type harvester struct {
 	lines prometheus.Counter
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
+	ml    *joiner // joins continuation lines (multiline.go); nil for formats without
 
 	nParsed int // lines parsed since the counter was last added to
 
@@ -238,6 +239,13 @@ func (h *harvester) run(ctx context.Context) {
 			h.flush(ctx)
 			return
 		}
+		if h.ml.due() && h.hold(ctx) { // an event waited multiline_timeout for its next line (multiline.go)
+			if len(h.buf) > 0 {
+				h.consumeCounted()
+			} else {
+				h.readOnce(ctx) // read again: the buffer was given back
+			}
+		}
 		// At the end of the file. A partly filled batch waits up to
 		// linger for more lines, so that a steady trickle is handed on
 		// in a few batches a second rather than one per poll: every
@@ -335,7 +343,7 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 // end and idle (its name no longer leads to it), and so does one whose
 // too-long line is being skipped.
 func (h *harvester) mayPark() bool {
-	return h.a.slotsWanted() && !h.rotated && !h.discard
+	return h.a.slotsWanted() && !h.rotated && !h.discard && !h.ml.waiting() // an event waiting for its next line goes first (multiline.go)
 }
 
 // parkNow hands the batch on and parks the file (see Agent.park); queue
@@ -432,6 +440,13 @@ func (h *harvester) consume() int {
 		}
 		line := data[pos : pos+i]
 		start := h.offset + int64(pos)
+		if h.ml != nil { // continuation lines join their event (multiline.go)
+			end, n, ok := h.ml.extent(data, pos, pos+i, start)
+			if !ok {
+				break // the event may go on: its lines stay in buf
+			}
+			line, i, lines = data[pos:end], end-pos, lines+n-1
+		}
 		pos += i + 1
 		lines++
 		if len(line) > maxLine {
@@ -607,6 +622,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.buf = h.buf[:0]
 	h.tail = 0
 	h.discard = false
+	h.ml.reset()
 	h.offset = 0
 	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
 	e.FP, e.FPLen, _ = fingerprint(h.f, size)
@@ -619,12 +635,21 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 // finishRotated hands on a last line without newline (nginx never writes
 // one; a full disk might) and lets the file go.
 func (h *harvester) finishRotated(ctx context.Context) {
+	if h.ml != nil {
+		h.ml.force = true // the events waiting for a next line are complete (multiline.go)
+	}
 	if h.end() > h.offset && !h.discard && h.hold(ctx) {
 		for {
 			if n, _ := h.readOnce(ctx); n <= 0 {
 				break
 			}
 		}
+	}
+	for h.ml != nil && h.full() { // what a full batch left in buf
+		if !h.flush(ctx) {
+			return
+		}
+		h.consumeCounted()
 	}
 	if len(h.buf) > 0 && !h.discard {
 		line := h.buf

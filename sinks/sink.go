@@ -49,6 +49,12 @@ type Source struct {
 	Path   string // the path the line was read from
 	Input  int    // index of the [[inputs]] entry
 	Format string // the log_format name (or "custom")
+	// Topic and S3Prefix route the input's events: the Kafka topic and the
+	// S3 key prefix template ([[inputs]] topic, s3_prefix). Empty: the
+	// sink's own (sinks.kafka.topic, sinks.s3.prefix). Dead-letter records
+	// keep the sinks' shared dead-letter topic and prefix.
+	Topic    string
+	S3Prefix string
 }
 
 // Event is one line of a log file on its way to the sinks.

@@ -34,11 +34,12 @@ type EnvOptions struct {
 	// Inputs returns the [[inputs]]; default: access.log as combined and
 	// custom.log in CustomFormat.
 	Inputs      func(n *Nginx) []Input
-	Compression string // Kafka compression; default "none"
-	NoS3        bool   // no [sinks.s3]
-	NoKafka     bool   // no [sinks.kafka]
-	RotateWait  string // default "2s"
-	BatchMaxAge string // S3; default "1s" (the minimum)
+	Compression string   // Kafka compression; default "none"
+	NoS3        bool     // no [sinks.s3]
+	NoKafka     bool     // no [sinks.kafka]
+	RotateWait  string   // default "2s"
+	BatchMaxAge string   // S3; default "1s" (the minimum)
+	Topics      []string // more Kafka topics to create (inputs' own topics)
 }
 
 // Hostname is the agent's configured hostname in every Env.
@@ -56,7 +57,7 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 		e.S3 = s3test.Start(t)
 	}
 	if !o.NoKafka {
-		e.Kafka = StartKafka(t, e.Topic, e.DLT)
+		e.Kafka = StartKafka(t, append([]string{e.Topic, e.DLT}, o.Topics...)...)
 	}
 	if o.Inputs == nil {
 		o.Inputs = func(n *Nginx) []Input {

@@ -25,6 +25,9 @@ type Input struct {
 	Paths  []string
 	Format string // built-in name or log_format text
 	Escape string
+	// Timezone, Topic, S3Prefix: the input's keys of the same names; ""
+	// leaves them out.
+	Timezone, Topic, S3Prefix string
 }
 
 // Config is what an e2e test configures; Render writes it as TOML in the
@@ -101,6 +104,9 @@ func (c *Config) Render() string {
 		kv("format", in.Format)
 		kv("escape", in.Escape)
 		kv("read_from", "beginning")
+		kv("timezone", in.Timezone)
+		kv("topic", in.Topic)
+		kv("s3_prefix", in.S3Prefix)
 	}
 	if k := c.Kafka; k != nil {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))

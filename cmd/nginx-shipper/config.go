@@ -114,6 +114,7 @@ func (c *Config) Validate() error {
 	}
 	for i := range c.Inputs {
 		errs = append(errs, c.Inputs[i].Validate(i))
+		errs = append(errs, c.validateRouting(i))
 	}
 	if c.KafkaEnabled() {
 		errs = append(errs, c.Sinks.Kafka.Validate())
@@ -284,4 +285,37 @@ func splitKey(s string) []string {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
 	}
 	return parts
+}
+
+// validateRouting checks input i's topic and s3_prefix against the sinks
+// they override.
+func (c *Config) validateRouting(i int) error {
+	in := &c.Inputs[i]
+	var errs []error
+	bad := func(key, f string, a ...any) {
+		errs = append(errs, fmt.Errorf("inputs[%d].%s: %s", i, key, fmt.Sprintf(f, a...)))
+	}
+	if in.Topic != "" {
+		switch {
+		case !c.KafkaEnabled():
+			bad("topic", "is set but [sinks.kafka] is not enabled")
+		case kafka.CheckTopic(in.Topic) != nil:
+			bad("topic", "%v", kafka.CheckTopic(in.Topic))
+		case in.Topic == c.Sinks.Kafka.DeadLetterTopic:
+			bad("topic", "must differ from sinks.kafka.dead_letter_topic, so bad lines never reach the consumers of parsed events")
+		case in.Topic == c.Sinks.Kafka.RawTopic:
+			bad("topic", "must differ from sinks.kafka.raw_topic")
+		}
+	}
+	if in.S3Prefix != "" {
+		switch {
+		case !c.S3Enabled():
+			bad("s3_prefix", "is set but [sinks.s3] is not enabled")
+		case s3.CheckPrefix(in.S3Prefix) != nil:
+			bad("s3_prefix", "%v", s3.CheckPrefix(in.S3Prefix))
+		case in.S3Prefix == c.Sinks.S3.DeadLetterPrefix:
+			bad("s3_prefix", "must differ from sinks.s3.dead_letter_prefix")
+		}
+	}
+	return errors.Join(errs...)
 }

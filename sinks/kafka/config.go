@@ -200,17 +200,8 @@ func (c *Config) Validate() error {
 		bad("topic", "must not be empty")
 	}
 	checkTopic := func(key, t string) {
-		if t == "" {
-			return
-		}
-		if len(t) > 249 {
-			bad(key, "topic names are at most 249 characters")
-		}
-		for _, r := range t {
-			if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				bad(key, "%q: topic names use only a-z A-Z 0-9 . _ -", t)
-				break
-			}
+		if err := CheckTopic(t); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 	checkTopic("topic", c.Topic)
@@ -312,3 +303,17 @@ func (s SASLConfig) String() string {
 
 // LogValue implements slog.LogValuer, redacting the password.
 func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// CheckTopic reports why t is not a valid Kafka topic name ("" is valid:
+// none). The agent's per-input topic is checked with it too.
+func CheckTopic(t string) error {
+	if len(t) > 249 {
+		return errors.New("topic names are at most 249 characters")
+	}
+	for _, r := range t {
+		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("%q: topic names use only a-z A-Z 0-9 . _ -", t)
+		}
+	}
+	return nil
+}

@@ -257,6 +257,9 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		}
 		rs.role = roleMain
 		rs.rec.Topic = s.cfg.Topic
+		if st.b.Source != nil && st.b.Source.Topic != "" {
+			rs.rec.Topic = st.b.Source.Topic // [[inputs]] topic
+		}
 		rs.rec.Key = ev.Key
 		rs.rec.Value = ev.Value
 		rs.rec.Timestamp = ev.Time

@@ -74,6 +74,7 @@ type Sink struct {
 	commitEnd  bool // committer exited: no more batches will be closed
 	uploading  int  // batches taken by uploaders
 	prefixes   map[partKey]string
+	inPrefix   map[string]*keyTemplate // compiled [[inputs]] s3_prefix templates
 	lastKey    partKey
 	lastPend   *pending
 	free       []*pending // emptied pending structs for partition to reuse
@@ -101,6 +102,7 @@ type Sink struct {
 type partKey struct {
 	kind  kind
 	input int
+	tmpl  *keyTemplate // the prefix template: the sink's, or the input's s3_prefix
 	t     int64
 }
 
@@ -164,6 +166,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		pend:       map[partKey]*pending{},
 		live:       map[string]time.Time{},
 		prefixes:   map[partKey]string{},
+		inPrefix:   map[string]*keyTemplate{},
 		open:       map[string]*batchFile{},
 		kick:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -321,8 +324,12 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		return sinks.ErrClosed
 	}
 	input, file := 0, ""
+	tmpl := s.prefix
 	if b.Source != nil {
 		input, file = b.Source.Input, b.Source.Path
+		if b.Source.S3Prefix != "" {
+			tmpl = s.inputPrefix(b.Source.S3Prefix)
+		}
 	}
 	var added int64
 	for i := range b.Events {
@@ -332,7 +339,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			if s.dlPrefix == nil {
 				continue
 			}
-			p := s.partition(kindDeadLetter, input, ev.Time)
+			p := s.partition(kindDeadLetter, s.dlPrefix, input, ev.Time)
 			rec := deadLetterRecord(ev, file)
 			p.vals = append(p.vals, rec)
 			p.bytes += int64(len(rec) + 1)
@@ -342,7 +349,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		if len(ev.Value) == 0 {
 			continue
 		}
-		p := s.partition(kindEvents, input, ev.Time)
+		p := s.partition(kindEvents, tmpl, input, ev.Time)
 		p.vals = append(p.vals, ev.Value)
 		p.bytes += int64(len(ev.Value) + 1)
 		added += int64(len(ev.Value) + 1)
@@ -360,14 +367,26 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	return nil
 }
 
-// partition returns the pending lines of the event's partition. Call with
-// s.mu held.
-func (s *Sink) partition(k kind, input int, t time.Time) *pending {
-	tmpl := s.prefix
-	if k == kindDeadLetter {
-		tmpl = s.dlPrefix
+// inputPrefix returns the compiled template of an input's s3_prefix (the
+// agent validated it; one that does not compile falls back to prefix).
+// Call with s.mu held.
+func (s *Sink) inputPrefix(p string) *keyTemplate {
+	t, ok := s.inPrefix[p]
+	if !ok {
+		var err error
+		if t, err = compileTemplate(p); err != nil {
+			s.log.Error("invalid s3_prefix of an input; using sinks.s3.prefix", "s3_prefix", p, "err", err)
+			t = s.prefix
+		}
+		s.inPrefix[p] = t
 	}
-	key := partKey{kind: k, input: input, t: t.Truncate(tmpl.resolution).UnixNano()}
+	return t
+}
+
+// partition returns the pending lines of the event's partition under the
+// prefix template tmpl. Call with s.mu held.
+func (s *Sink) partition(k kind, tmpl *keyTemplate, input int, t time.Time) *pending {
+	key := partKey{kind: k, input: input, tmpl: tmpl, t: t.Truncate(tmpl.resolution).UnixNano()}
 	if s.lastPend != nil && key == s.lastKey {
 		return s.lastPend
 	}
