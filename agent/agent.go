@@ -29,6 +29,12 @@ type Options struct {
 	// KeepRaw keeps every line's raw bytes in Event.Raw (a Kafka raw topic
 	// needs them). Without it Raw is set only for lines that did not parse.
 	KeepRaw bool
+	// Avro makes every parsed event carry its Avro encoding too
+	// (sinks.Event.Avro): the Kafka sink's value_format = "avro".
+	Avro bool
+	// AvroOnly (with Avro): no sink wants the JSON, so lines are matched
+	// and encoded in Avro only and Event.Value is empty.
+	AvroOnly bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -40,6 +46,9 @@ type input struct {
 	parsed      prometheus.Counter
 	parseErrors prometheus.Counter
 	longLines   prometheus.Counter
+	// schemaErrors counts parsed lines whose event does not fit its Avro
+	// schema (Options.Avro).
+	schemaErrors prometheus.Counter
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -54,10 +63,12 @@ type Agent struct {
 	budget  *budget
 	readers *readers
 
-	flights flightPool
-	keepRaw bool
-	ops     *streamOps      // see health.go
-	sendCtx context.Context // see Run
+	flights  flightPool
+	keepRaw  bool
+	avro     bool
+	avroOnly bool
+	ops      *streamOps      // see health.go
+	sendCtx  context.Context // see Run
 
 	mu      sync.Mutex
 	open    map[fileKey]*harvester
@@ -153,6 +164,8 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		readers:     newReaders(readersMax),
 		scanNow:     make(chan struct{}, 1),
 		keepRaw:     opts.KeepRaw,
+		avro:        opts.Avro,
+		avroOnly:    opts.Avro && opts.AvroOnly,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
@@ -178,9 +191,10 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		l := strconv.Itoa(i)
 		a.inputs = append(a.inputs, &input{
 			idx: i, cfg: in, parser: parsers[i], format: name,
-			parsed:      a.m.eventsParsed.WithLabelValues(l),
-			parseErrors: a.m.parseErrors.WithLabelValues(l),
-			longLines:   a.m.longLines.WithLabelValues(l),
+			parsed:       a.m.eventsParsed.WithLabelValues(l),
+			parseErrors:  a.m.parseErrors.WithLabelValues(l),
+			longLines:    a.m.longLines.WithLabelValues(l),
+			schemaErrors: a.m.schemaErrors.WithLabelValues(l),
 		})
 	}
 	return a, nil

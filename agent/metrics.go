@@ -18,6 +18,7 @@ type metrics struct {
 	bytesRead    *prometheus.CounterVec // path
 	eventsParsed *prometheus.CounterVec // input
 	parseErrors  *prometheus.CounterVec // input
+	schemaErrors *prometheus.CounterVec // input
 	longLines    *prometheus.CounterVec // input
 	rotations    *prometheus.CounterVec // path, kind
 	lag          *prometheus.GaugeVec   // path
@@ -61,6 +62,8 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Lines parsed into events."}, []string{"input"}),
 		parseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "parse_errors_total",
 			Help: "Lines that did not match the input's log_format (sent to the dead-letter path)."}, []string{"input"}),
+		schemaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "schema_errors_total",
+			Help: "Parsed lines whose event does not fit its Avro schema (a value out of range; sent to the dead-letter path, stage schema)."}, []string{"input"}),
 		longLines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "long_lines_total",
 			Help: "Lines longer than max_line_bytes (sent to the dead-letter path, truncated)."}, []string{"input"}),
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rotations_total",
@@ -102,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Bytes a file still had unread when it could no longer be read (deleted while it waited for a slot). Must stay 0."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.longLines, m.rotations, m.lag,
+		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.schemaErrors, m.longLines, m.rotations, m.lag,
 			sinkCountsCollector{m}, m.deadLettered, m.eventToAck, m.readToAck, m.inFlight, m.inFlightBytes, m.openFiles,
 			m.checkpointAge, m.checkpointErr, m.checkpointCorrupt,
 			m.filesWaiting, m.oldestWait, m.slotWait, m.slotReleases, m.shelved, m.unreadLost)

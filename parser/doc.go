@@ -140,6 +140,46 @@
 // earlier line (another writer appended lines after a complete event), it
 // is read from there and the message keeps the whole text.
 //
+// # Schema and Avro
+//
+// The compiled format also describes its event: Parser.Schema returns a
+// neutral Schema (ordered fields, each with a Type, nested records for the
+// header groups, arrays for the upstream lists), built from the same plan
+// and kinds table that type the JSON (kindTypes beside varKinds), so the
+// schema cannot drift from the events. From it the package renders Avro
+// (Schema.Avro), JSON Schema 2020-12 (Schema.JSONSchema) and the Athena /
+// Hive CREATE EXTERNAL TABLE of the S3 objects (Schema.TableDDL). Other
+// event producers extend the same Schema (Schema.Fields is exported):
+// enrichment appends nullable fields, Parquet writes columns from it.
+//
+// In Avro every field the format writes is a union ["null", T] with
+// default null (nginx writes "-", the JSON leaves the field out: Avro
+// writes null). Integers are long, numbers double, upstream lists arrays
+// of ["null", T] items ("-" entries are null), the header groups records
+// of the header names the format logs. The timestamp is two fields:
+// "timestamp" (long, logicalType timestamp-millis, the instant) and
+// "timestamp_offset" (int, minutes east of UTC that nginx wrote), so the
+// JSON string can be rebuilt exactly. The agent's fields host, log_file
+// (string) and log_offset (long) are required; invalid_utf8 is
+// ["null","boolean"], true or null as in the JSON. An Avro name must match
+// [A-Za-z_][A-Za-z0-9_]*: a variable whose name starts with a digit ($1)
+// is "_1" in Avro (the JSON key is unchanged).
+//
+// Avro is encoded from the matched spans, like the JSON, with a second
+// plan walk (encodeAvro): match once, encode twice. Parse then AppendAvro
+// gives both from one match (the agent with a Kafka sink in Avro); ParseAvro
+// matches and encodes Avro only. Nothing is allocated per line: strings are
+// decoded into the Result's scratch space as for JSON, a string's length
+// prefix is reserved (2 bytes) and fixed up after the bytes are written.
+// Invalid UTF-8 is replaced by U+FFFD as in JSON. Encoding is the schema
+// check: an integer outside the range of long (nginx's $status with 19
+// digits matches the format) fails with a *SchemaError, which the agent
+// sends to the dead-letter topic (stage "schema"), never to the topic.
+//
+// The Avro output is checked by decoding it with github.com/twmb/avro
+// against the rendered schema and comparing every record with the JSON
+// event of the same line (TestAvroMatchesJSON, over the golden logs).
+//
 // # Formats
 //
 // Compile takes a log_format as text: a built-in name (combined, main,

@@ -1,10 +1,14 @@
 package parser
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/twmb/avro"
 )
 
 // seedLines adds every line of the real nginx logs in testdata/nginx.
@@ -49,7 +53,8 @@ func checkEvent(t *testing.T, out []byte, err error, line []byte) {
 }
 
 // FuzzParse feeds arbitrary lines to the built-in and test formats, with
-// each escape: no panic, and every event is valid JSON.
+// each escape: no panic, every event is valid JSON, and its Avro encoding
+// decodes (twmb/avro) to the same event.
 func FuzzParse(f *testing.F) {
 	seedLines(f, func(l []byte) { f.Add(l) })
 	f.Add([]byte(`1.2.3.4 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 1 "-" "a\x22\xff\x5C"`))
@@ -67,14 +72,43 @@ func FuzzParse(f *testing.F) {
 			parsers = append(parsers, mustCompile(f, format, Options{Escape: e, KeyField: "remote_addr"}))
 		}
 	}
+	schemas := make([]*avro.Schema, len(parsers))
+	for i, p := range parsers {
+		var err error
+		if schemas[i], err = avro.Parse(p.Schema().Avro()); err != nil {
+			f.Fatal(err)
+		}
+	}
 	meta := Meta{Host: "web-1", File: "f", Offset: 1}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var r Result
-		for _, p := range parsers {
+		for i, p := range parsers {
 			out, err := p.Parse(nil, line, meta, &r)
 			checkEvent(t, out, err, line)
+			if err == nil {
+				checkAvroOf(t, p, schemas[i], line, meta, &r, out)
+			}
 		}
 	})
+}
+
+// checkAvroOf: the Avro event of a line that parsed is, decoded, the JSON
+// event (or a *SchemaError); ParseAvro agrees.
+func checkAvroOf(t *testing.T, p *Parser, sch *avro.Schema, line []byte, meta Meta, r *Result, js []byte) {
+	t.Helper()
+	bin, err := p.AppendAvro(nil, line, meta, r)
+	var se *SchemaError
+	if errors.As(err, &se) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("AppendAvro: %v for %q", err, line)
+	}
+	checkAvro(t, sch, bin, js)
+	var r2 Result
+	if only, err := p.ParseAvro(nil, line, meta, &r2); err != nil || !bytes.Equal(only, bin) {
+		t.Fatalf("ParseAvro differs (%v) for %q", err, line)
+	}
 }
 
 // FuzzCompile compiles arbitrary formats (and parses the format text

@@ -9,8 +9,9 @@
 // counts down; when every sink has acknowledged every event, the agent's
 // checkpoint tracker may move past the batch's lines.
 //
-// Ownership: the bytes of a Batch (Value, Key, Raw) belong to the agent and
-// are reused once the batch is complete. A sink must not read or hold them
+// Ownership: the bytes of a Batch (Value, Key, Raw, Avro) belong to the
+// agent and are reused once the batch is complete; the one exception is
+// the Kafka sink writing the schema id into Avro's reserved header. A sink must not read or hold them
 // after it called Done for the event.
 package sinks
 
@@ -60,7 +61,8 @@ type Source struct {
 // Event is one line of a log file on its way to the sinks.
 type Event struct {
 	// Value is the JSON object of the parsed event, without a trailing
-	// newline. It is nil when Err is set.
+	// newline. It is nil when Err is set, and empty when the agent was told
+	// no sink wants it (only the Kafka sink, in Avro: see Avro).
 	Value []byte
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte
@@ -80,6 +82,16 @@ type Event struct {
 	Truncated bool
 	// Offset is the byte offset of the line's start in its file.
 	Offset int64
+	// Avro is the event in the Confluent wire format when a sink asked for
+	// Avro (the Kafka sink with value_format = "avro"), else nil: five
+	// bytes reserved for the magic byte and the schema id, which the Kafka
+	// sink fills in place (its schema id for the batch's input), then the
+	// Avro binary of the same event as Value. Nil when Err or AvroErr is set.
+	Avro []byte
+	// AvroErr is set when the line parsed (Value is set) but its event
+	// does not fit its Avro schema (a *parser.SchemaError): the event
+	// belongs on the dead-letter path (stage "schema"); Raw is set.
+	AvroErr error
 
 	batch *Batch
 }

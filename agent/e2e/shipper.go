@@ -52,6 +52,9 @@ type KafkaSink struct {
 	Key             string
 	Compression     string
 	DeadLetterTopic string
+	// ValueFormat and RegistryURL: value_format and
+	// [sinks.kafka.schema_registry] url (issue #13); "" leaves them out.
+	ValueFormat, RegistryURL string
 }
 
 // S3Sink is [sinks.s3].
@@ -112,6 +115,10 @@ func (c *Config) Render() string {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))
 		kv("compression", k.Compression)
 		fmt.Fprintf(&b, "dead_letter_topic = %s\n", q(k.DeadLetterTopic))
+		kv("value_format", k.ValueFormat)
+		if k.RegistryURL != "" {
+			fmt.Fprintf(&b, "\n[sinks.kafka.schema_registry]\nurl = %s\n", q(k.RegistryURL))
+		}
 	}
 	if s := c.S3; s != nil {
 		fmt.Fprintf(&b, "\n[sinks.s3]\nforce_path_style = true\n")

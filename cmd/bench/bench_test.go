@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
 // The generated lines must parse with the agent's parser in issue 8's
@@ -84,5 +86,36 @@ func TestEventSeq(t *testing.T) {
 	}
 	if _, ok := eventSeq([]byte(`{"status":200}`)); ok {
 		t.Error("eventSeq found a request_id in an event without one")
+	}
+}
+
+// TestAvroSeq: the line's sequence number is found in an Avro event of the
+// bench format as the agent writes it, and not in other bytes.
+func TestAvroSeq(t *testing.T) {
+	p, err := parser.Compile(benchFormat, parser.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "access.log")
+	if _, err := generate(path, 50); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	var r parser.Result
+	for i, l := range lines {
+		v, err := p.ParseAvro(make([]byte, 5), []byte(l), parser.Meta{Host: "h", File: "f"}, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := avroSeq(v); !ok || s != uint64(i) {
+			t.Errorf("line %d: avroSeq = %d, %v", i, s, ok)
+		}
+	}
+	if _, ok := avroSeq([]byte{0, 0, 0, 0, 1, 2, 0x40, 'x'}); ok {
+		t.Error("avroSeq found a request_id in bytes without one")
 	}
 }

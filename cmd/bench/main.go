@@ -10,8 +10,8 @@
 //
 //	make bench BENCH_ARGS='-lines 200000 -runs 1'
 //
-// Cases: kafka, kafka-lz4, kafka-zstd (Kafka only), s3 (S3 only), both
-// (Kafka lz4 + S3), paced (both sinks; a writer appends -paced-rate lines/s
+// Cases: kafka, kafka-avro (value_format avro, cmd/devregistry), kafka-lz4,
+// kafka-zstd (Kafka only), s3 (S3 only), both (Kafka lz4 + S3), paced (both sinks; a writer appends -paced-rate lines/s
 // for -paced-for while the agent runs; reports the agent's CPU as % of one
 // core) and paced-kafka (the same with Kafka only, no compression).
 package main
@@ -66,7 +66,7 @@ func main() {
 	var cases string
 	flag.StringVar(&o.bin, "bin", "bin/nginx-shipper", "the agent binary (make build)")
 	flag.IntVar(&o.lines, "lines", 2_000_000, "lines in the backlog")
-	flag.StringVar(&cases, "cases", "kafka,kafka-lz4,kafka-zstd,s3,both,paced", "cases to run (also: paced-kafka)")
+	flag.StringVar(&cases, "cases", "kafka,kafka-avro,kafka-lz4,kafka-zstd,s3,both,paced", "cases to run (also: paced-kafka)")
 	flag.IntVar(&o.runs, "runs", 3, "runs per case; the medians are reported")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (data, configs, logs)")
 	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the Kafka topic")
@@ -97,10 +97,12 @@ type benchCase struct {
 	compression string
 	s3          bool
 	paced       bool
+	avro        bool // value_format = "avro" with a schema registry (cmd/devregistry)
 }
 
 var allCases = map[string]benchCase{
 	"kafka":       {name: "kafka", kafka: true, compression: "none"},
+	"kafka-avro":  {name: "kafka-avro", kafka: true, compression: "none", avro: true},
 	"kafka-lz4":   {name: "kafka-lz4", kafka: true, compression: "lz4"},
 	"kafka-zstd":  {name: "kafka-zstd", kafka: true, compression: "zstd"},
 	"s3":          {name: "s3", s3: true},
@@ -112,7 +114,11 @@ var allCases = map[string]benchCase{
 func (c benchCase) describe() string {
 	var parts []string
 	if c.kafka {
-		parts = append(parts, "kafka "+c.compression)
+		k := "kafka "
+		if c.avro {
+			k = "kafka avro "
+		}
+		parts = append(parts, k+c.compression)
 	}
 	if c.s3 {
 		parts = append(parts, "s3 gzip")

@@ -129,6 +129,15 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		kafkaProc = p
 		brokers = strings.Split(addr, ",")[0]
 	}
+	registryTOML := ""
+	if c.avro {
+		p, url, err := startRegistry(b.tl, rdir)
+		if err != nil {
+			return res, err
+		}
+		defer p.stop()
+		registryTOML = fmt.Sprintf("value_format = \"avro\"\n[sinks.kafka.schema_registry]\nurl = %q\n", url)
+	}
 	if c.s3 {
 		p, ep, err := startS3(b.tl, rdir)
 		if err != nil {
@@ -157,6 +166,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	cfg := fmt.Sprintf(agentConfig, filepath.Join(rdir, "data"), metrics, pprofLine, tomlLines(b.o.agentTOML), input, benchFormat)
 	if c.kafka {
 		cfg += fmt.Sprintf(kafkaConfig, brokers, benchTopic, c.compression, dlqTopic, tomlLines(b.o.kafkaTOML))
+		cfg += registryTOML
 	}
 	if c.s3 {
 		age := s3BatchAge
@@ -321,7 +331,11 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	// Ground truth: the broker's and the bucket's content.
 	var errs []error
 	if c.kafka {
-		errs = append(errs, verifyKafka(ctx, []string{brokers}, benchTopic, b.o.partitions, n, false))
+		mode := seqJSON
+		if c.avro {
+			mode = seqAvro
+		}
+		errs = append(errs, verifyKafka(ctx, []string{brokers}, benchTopic, b.o.partitions, n, mode))
 	}
 	if c.s3 {
 		_, e := verifyS3(ctx, endpoint, n)
@@ -515,7 +529,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	res.lines, res.dur, res.rssKiB = b.o.lines, done, hwm.peak()
 	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, true)
+	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, seqRaw)
 	return res, nil
 }
 

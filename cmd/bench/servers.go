@@ -114,12 +114,12 @@ func startReady(name string, logPath string, args ...string) (*proc, string, err
 
 // tools are the helper binaries, built once.
 type tools struct {
-	devkafka, devs3, versitygw string
+	devkafka, devs3, devregistry, versitygw string
 }
 
 func buildTools(dir, s3Mode string) (*tools, error) {
-	t := &tools{devkafka: filepath.Join(dir, "devkafka"), devs3: filepath.Join(dir, "devs3")}
-	for _, c := range [][2]string{{t.devkafka, "./cmd/devkafka"}, {t.devs3, "./cmd/devs3"}} {
+	t := &tools{devkafka: filepath.Join(dir, "devkafka"), devs3: filepath.Join(dir, "devs3"), devregistry: filepath.Join(dir, "devregistry")}
+	for _, c := range [][2]string{{t.devkafka, "./cmd/devkafka"}, {t.devs3, "./cmd/devs3"}, {t.devregistry, "./cmd/devregistry"}} {
 		out, err := exec.Command("go", "build", "-o", c[0], c[1]).CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("go build %s (run from the repository root): %v\n%s", c[1], err, out)
@@ -164,6 +164,11 @@ func startKafka(t *tools, dir string, partitions int, profile string) (*proc, st
 		args = append(args, "-cpuprofile", profile)
 	}
 	return startReady("devkafka", filepath.Join(dir, "devkafka.log"), args...)
+}
+
+// startRegistry starts cmd/devregistry; it returns its URL.
+func startRegistry(t *tools, dir string) (*proc, string, error) {
+	return startReady("devregistry", filepath.Join(dir, "devregistry.log"), t.devregistry, "-listen", "127.0.0.1:0")
 }
 
 // startS3 starts versitygw (posix backend in dir) when available, else

@@ -108,9 +108,44 @@ func rawSeq(v []byte) (uint64, bool) {
 	return seqOf(v[len(v)-32:])
 }
 
+// avroSeq finds the request_id in an Avro event (Confluent framing, the
+// bench format): the union branch 1 (0x02), the length 32 (zig-zag
+// varint 0x40), then 32 hex digits.
+func avroSeq(v []byte) (uint64, bool) {
+	if len(v) < 5 || v[0] != 0 {
+		return 0, false
+	}
+	for i := 5; ; {
+		j := bytes.Index(v[i:], []byte{0x02, 0x40})
+		if j < 0 {
+			return 0, false
+		}
+		i += j + 2
+		if i+32 <= len(v) && isHex(v[i:i+32]) {
+			return seqOf(v[i : i+32])
+		}
+	}
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// How verifyKafka finds a record's line.
+const (
+	seqJSON = iota // the JSON event
+	seqRaw         // the raw line
+	seqAvro        // the Avro event
+)
+
 // verifyKafka consumes the whole topic and checks that each of the n lines
 // is in it exactly once.
-func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, raw bool) error {
+func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, mode int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
@@ -136,9 +171,12 @@ func verifyKafka(ctx context.Context, brokers []string, topic string, partitions
 			return ferr
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if raw {
+			switch mode {
+			case seqRaw:
 				t.add(rawSeq(r.Value))
-			} else {
+			case seqAvro:
+				t.add(avroSeq(r.Value))
+			default:
 				t.add(eventSeq(r.Value))
 			}
 		})

@@ -1,8 +1,11 @@
 // Command demo runs the already built agent (bin/nginx-shipper) on a bundled
 // sample of nginx access-log lines, shipping them into a Kafka (franz-go's
 // kfake) and an S3 (gofakes3, memory backend) that it runs in-process on
-// 127.0.0.1, so that it needs nothing but Go. It waits until every line is in
-// both, stops the agent with SIGTERM and shows what arrived.
+// 127.0.0.1, so that it needs nothing but Go. Kafka gets Avro records
+// (value_format = "avro") whose schema the agent registers in a schema
+// registry also run here (sinks/kafka/devregistry). It waits until every
+// line is in both, stops the agent with SIGTERM and shows what arrived: an
+// Avro record decoded through the registry, and the same event in S3.
 //
 //	make demo      (or: make build && go run ./cmd/demo)
 //
@@ -33,10 +36,13 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/sinks/kafka/devregistry"
 )
 
 const (
@@ -120,12 +126,22 @@ func run(ctx context.Context, bin, sample string, timeout time.Duration, keep bo
 	defer srv.Close()
 	endpoint := "http://" + ln.Addr().String()
 
+	// The schema registry: srfake, checking like the real one.
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	rsrv := &http.Server{Handler: devregistry.New().Handler()}
+	go rsrv.Serve(rln)
+	defer rsrv.Close()
+	registryURL := "http://" + rln.Addr().String()
+
 	metrics, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "nginx-shipper.toml")
-	cfg := fmt.Sprintf(configTmpl, filepath.Join(dir, "data"), metrics, logPath, quoteList(brokers), topic, dlqTopic, bucket, endpoint)
+	cfg := fmt.Sprintf(configTmpl, filepath.Join(dir, "data"), metrics, logPath, quoteList(brokers), topic, dlqTopic, registryURL, bucket, endpoint)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -133,6 +149,7 @@ func run(ctx context.Context, bin, sample string, timeout time.Duration, keep bo
 	fmt.Println("nginx-shipper demo")
 	fmt.Printf("  sample  %s: %d lines (%d access-log lines, %d that are not)\n", sample, valid+invalid, valid, invalid)
 	fmt.Printf("  kafka   %s (kfake, in this process), topics %s and %s\n", strings.Join(brokers, ","), topic, dlqTopic)
+	fmt.Printf("  schema registry %s (srfake checking Avro and compatibility, in this process)\n", registryURL)
 	fmt.Printf("  s3      %s (gofakes3, in this process), bucket %s\n", endpoint, bucket)
 	fmt.Printf("  agent   %s run -c %s\n", relPath(bin), cfgPath)
 
@@ -233,21 +250,25 @@ func run(ctx context.Context, bin, sample string, timeout time.Duration, keep bo
 	}
 
 	fmt.Println("\nKafka")
-	fmt.Printf("  %-22s %4d records (one per access-log line, JSON)\n", topic, st.events)
+	fmt.Printf("  %-22s %4d records (one per access-log line, Avro: Confluent wire format)\n", topic, st.events)
 	fmt.Printf("  %-22s %4d records (the lines that did not parse, raw)\n", dlqTopic, st.dead)
 	fmt.Printf("S3 (bucket %s: gzip NDJSON)\n", bucket)
 	for _, o := range st.objects {
 		fmt.Printf("  %s  %6d bytes  %4d events\n", o.key, o.size, o.lines)
 	}
 
-	ev, dead, err := sampleRecords(ctx, brokers)
+	rcl, err := sr.NewClient(sr.URLs(registryURL))
+	if err != nil {
+		return err
+	}
+	ev, dead, err := sampleRecords(ctx, brokers, rcl)
 	if err != nil {
 		return err
 	}
 	if dead != "" {
 		fmt.Printf("\nA dead letter (%s): %s\n", dlqTopic, dead)
 	}
-	fmt.Printf("\nOne event from %s:\n%s\n", topic, ev)
+	fmt.Printf("\nOne record from %s, decoded through the schema registry:\n%s\n", topic, ev)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -273,6 +294,10 @@ topic = %q
 key = "remote_addr"
 compression = "zstd"
 dead_letter_topic = %q
+value_format = "avro"
+
+[sinks.kafka.schema_registry]
+url = %q
 
 [sinks.s3]
 bucket = %q
@@ -358,10 +383,11 @@ func countGzipLines(r io.Reader) (int64, error) {
 	return int64(bytes.Count(b, []byte("\n"))), nil
 }
 
-// sampleRecords consumes both topics and returns one event, pretty-printed
-// (one whose user agent had escaped quotes, when there is one) and one dead
-// letter.
-func sampleRecords(ctx context.Context, brokers []string) (event, dead string, err error) {
+// sampleRecords consumes both topics and returns one event, decoded from
+// its Avro record with the schema the registry holds for the record's id,
+// shown with the framing (one whose user agent had escaped quotes, when
+// there is one), and one dead letter.
+func sampleRecords(ctx context.Context, brokers []string, rcl *sr.Client) (event, dead string, err error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic, dlqTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -370,8 +396,41 @@ func sampleRecords(ctx context.Context, brokers []string) (event, dead string, e
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	var first, quoted []byte
-	for (quoted == nil || dead == "") && ctx.Err() == nil {
+	schemas := map[int]*avro.Schema{}
+	var hdr sr.ConfluentHeader
+	decode := func(v []byte) (string, error) {
+		id, body, err := hdr.DecodeID(v)
+		if err != nil {
+			return "", fmt.Errorf("not the Confluent wire format: %w", err)
+		}
+		sch := schemas[id]
+		if sch == nil {
+			ss, err := rcl.SchemaByID(ctx, id)
+			if err != nil {
+				return "", fmt.Errorf("schema %d from the registry: %w", id, err)
+			}
+			if sch, err = avro.Parse(ss.Schema); err != nil {
+				return "", err
+			}
+			schemas[id] = sch
+		}
+		var rec map[string]any
+		if _, err := sch.Decode(body, &rec); err != nil {
+			return "", fmt.Errorf("decoding with schema %d: %w", id, err)
+		}
+		for k, x := range rec {
+			if t, ok := x.(time.Time); ok {
+				rec[k] = t.UTC().Format(time.RFC3339Nano)
+			}
+		}
+		js, err := json.MarshalIndent(rec, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("magic byte %d, schema id %d, %d bytes of Avro:\n%s", v[0], id, len(body), js), nil
+	}
+	var first, quoted string
+	for (quoted == "" || dead == "") && ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
 		fs.EachError(func(t string, p int32, e error) {
 			if !errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, context.Canceled) {
@@ -388,26 +447,32 @@ func sampleRecords(ctx context.Context, brokers []string) (event, dead string, e
 					dead = string(r.Value)
 				}
 			case topic:
-				if first == nil {
-					first = r.Value
+				if err != nil || quoted != "" {
+					return
 				}
-				if quoted == nil && bytes.Contains(r.Value, []byte(`\"`)) && bytes.Contains(r.Value, []byte(`user_agent`)) {
-					quoted = r.Value
+				var ev string
+				if ev, err = decode(r.Value); err != nil {
+					return
+				}
+				if first == "" {
+					first = ev
+				}
+				if strings.Contains(ev, `\"`) && strings.Contains(ev, `user_agent`) {
+					quoted = ev
 				}
 			}
 		})
+		if err != nil {
+			return "", "", err
+		}
 	}
-	if quoted == nil {
+	if quoted == "" {
 		quoted = first
 	}
-	if quoted == nil {
+	if quoted == "" {
 		return "", "", errors.New("could not consume an event from Kafka")
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, quoted, "", "  "); err != nil {
-		return "", "", fmt.Errorf("the event is not valid JSON (%w): %s", err, quoted)
-	}
-	return out.String(), dead, nil
+	return quoted, dead, nil
 }
 
 func freeAddr() (string, error) {

@@ -303,6 +303,12 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 			return nil, fmt.Errorf("sinks.kafka: %w", err)
 		}
 		ss = append(ss, k)
+		// value_format avro: register every input's schema (in the
+		// background; Send waits for it).
+		if err := k.UseSchemas(cfg.inputSchemas()); err != nil {
+			closeAll()
+			return nil, err
+		}
 	}
 	if cfg.S3Enabled() {
 		s, err := s3.New(*cfg.Sinks.S3, d.log, reg)
@@ -315,6 +321,9 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
 		KeepRaw: cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
+		Avro:    cfg.kafkaAvro(),
+		// Kafka in Avro is the only sink: the JSON is not needed.
+		AvroOnly: cfg.kafkaAvro() && !cfg.S3Enabled(),
 	})
 	if err != nil {
 		closeAll()

@@ -55,6 +55,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			} else {
 				fmt.Fprintf(stdout, "kafka: brokers reachable, topic %q exists\n", cfg.Sinks.Kafka.Topic)
 			}
+			if cfg.kafkaAvro() {
+				// Compatibility only (POST /compatibility/...): nothing is registered.
+				if err := kafka.CheckSchemas(ctx, *cfg.Sinks.Kafka, cfg.inputSchemas()); err != nil {
+					printErrors(stderr, "nginx-shipper: ", err)
+					failed = true
+				} else {
+					fmt.Fprintf(stdout, "kafka: the schema registry accepts the schema of every input\n")
+				}
+			}
 		}
 		if cfg.KafkaEnabled() {
 			// Each input's own topic exists too.

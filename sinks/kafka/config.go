@@ -81,6 +81,12 @@ type Config struct {
 	TLS  TLSConfig  `toml:"tls"`
 	SASL SASLConfig `toml:"sasl"`
 
+	// ValueFormat is json (the event's JSON, default) or avro: the
+	// Confluent wire format (magic byte 0, the schema id, Avro binary) with
+	// the schema registered in SchemaRegistry. See registry.go.
+	ValueFormat    string         `toml:"value_format"`
+	SchemaRegistry RegistryConfig `toml:"schema_registry"`
+
 	// Hostname is the value of the "host" record header. Not read from the
 	// [sinks.kafka] table: the caller sets it from [agent] hostname; Defaults
 	// fills os.Hostname().
@@ -171,6 +177,10 @@ func (c *Config) Defaults() {
 		c.Hostname, _ = os.Hostname()
 	}
 	c.SASL.Mechanism = strings.ToUpper(c.SASL.Mechanism)
+	if c.ValueFormat == "" {
+		c.ValueFormat = ValueJSON
+	}
+	c.SchemaRegistry.defaults()
 }
 
 // IsEnabled reports whether the sink is on (after Defaults).
@@ -244,6 +254,13 @@ func (c *Config) Validate() error {
 		if _, err := c.TLS.config(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	switch c.ValueFormat {
+	case ValueJSON:
+	case ValueAvro:
+		errs = append(errs, c.SchemaRegistry.validate()...)
+	default:
+		bad("value_format", "%q: want json or avro", c.ValueFormat)
 	}
 	switch c.SASL.Mechanism {
 	case "":

@@ -63,6 +63,45 @@
 // sinks.ErrClosed, so it is not checkpointed and is read again after the
 // restart.
 //
+// # Avro and the schema registry
+//
+// With value_format = "avro" a record's value is the Confluent wire format:
+// magic byte 0, the 4-byte big-endian schema id, the Avro binary. The agent
+// encodes the Avro itself, from the parser's match (sinks.Event.Avro, five
+// bytes reserved in front); Send writes the magic byte and the id of the
+// batch's input into those five bytes, in place: no copy, no encoding here.
+//
+// UseSchemas, called once at start (and so again on every reload, which
+// builds a new sink), hands the sink each input's schema; one goroutine
+// (registrar) registers them with franz-go's pkg/sr client
+// (POST /subjects/{subject}/versions; with auto_register = false it looks up
+// the latest version, asks the registry whether it is compatible with our
+// schema, and frames with the id of our schema under the subject). The
+// subject follows subject_strategy: topic (<topic>-value), record
+// (<namespace>.<name>-value) or topic_record. Nothing is asked of the
+// registry per record: the id is cached for the sink's life, so a registry
+// outage after start does not stop production.
+//
+// Until an input's schema is registered, Send for that input waits (ctx
+// cancels it; it has then taken nothing): reading waits, nothing is produced
+// unframed. The registrar retries an unreachable registry (or a 5xx) with
+// exponential backoff from 0.5s to 30s, and RegistryReady (part of Ready,
+// hence /readyz) says which subject waits and why. A refusal (409
+// incompatible, 422 invalid, or no usable version with auto_register =
+// false) is final for the sink: RegistryReady and the log name the
+// subject, the version it conflicts with and the registry's words, and Send
+// for that input waits until ctx ends and returns an error wrapping
+// ErrSchemaRefused: the input is not read until a reload. CheckSchemas is
+// the same question without registering (POST /compatibility/...), for
+// `validate --connect`.
+//
+// Validation: for Avro, encoding is the check. An event the agent could
+// not encode (Event.AvroErr: a value out of range for its type) goes, raw,
+// to dead_letter_topic with stage=schema, reason, schema_id and
+// source_topic (the topic it was meant for) headers; lines that did not
+// parse carry stage=parse, records the brokers refused stage=produce.
+// invalid_events_total{stage, action} counts both validation stages.
+//
 // # Checks
 //
 // Check connects to every seed and advertised broker and checks the topics

@@ -112,7 +112,7 @@ func (s *Sink) Ready() error {
 				ErrStalled, d.Round(time.Second), n, s.cl.BufferedProduceRecords(), s.stallBound())
 		}
 	}
-	return nil
+	return s.RegistryReady()
 }
 
 // probeInterval is how often the idle sink asks the cluster for metadata.

@@ -28,6 +28,20 @@ const (
 	HeaderReason      = "reason"
 	HeaderTruncated   = "truncated"
 	HeaderSourceTopic = "source_topic"
+	// HeaderStage names why a dead-letter record is there: parse (the line
+	// did not match the log_format), schema (its event does not fit the
+	// Avro schema) or produce (the brokers rejected the record for good).
+	HeaderStage = "stage"
+	// HeaderSchemaID is the schema id the event was meant to be framed
+	// with (stage schema).
+	HeaderSchemaID = "schema_id"
+)
+
+// Stages of HeaderStage.
+const (
+	StageParse   = "parse"
+	StageSchema  = "schema"
+	StageProduce = "produce"
 )
 
 // ErrRejected wraps the error passed to Done for a record the brokers
@@ -64,6 +78,9 @@ type Sink struct {
 
 	states sync.Pool // *batchState
 	rq     rerouteQueue
+
+	avro bool       // value_format = "avro"
+	reg  *registrar // set by UseSchemas with avro
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -92,6 +109,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 		dlqMax: int(cfg.BatchMaxBytes) - dlqHeadroom,
 	}
 	s.dlqMax = max(s.dlqMax, int(cfg.BatchMaxBytes)/2)
+	s.avro = cfg.ValueFormat == ValueAvro
 	s.budget.init(int64(cfg.MaxBufferedRecords), cfg.MaxBufferedBytes)
 	s.promise = s.onPromise
 
@@ -199,22 +217,36 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var schemaID int32
+	if s.avro {
+		// The input's schema id, registered at start: until then (the
+		// registry is down) reading waits here; a refused schema waits
+		// until ctx ends. Nothing is produced unframed.
+		if s.reg == nil {
+			return fmt.Errorf("kafka: value_format avro: %w: UseSchemas was not called", ErrSchemaRefused)
+		}
+		id, err := s.reg.wait(ctx, b.Source.Input)
+		if err != nil {
+			return fmt.Errorf("kafka: waiting for the schema id: %w", err)
+		}
+		schemaID = id
+	}
 	dlq, raw := s.cfg.DeadLetterTopic != "", s.cfg.RawTopic != ""
 	var nrecs, nbytes int64
 	for i := range b.Events {
 		ev := &b.Events[i]
 		switch {
-		case ev.Err != nil:
+		case ev.Err != nil || s.avro && ev.Avro == nil:
 			if dlq {
 				nrecs++
-				nbytes += int64(min(len(ev.Raw), s.dlqMax))
+				nbytes += int64(min(max(len(ev.Raw), len(ev.Value)), s.dlqMax))
 			}
 		case raw:
 			nrecs += 2
-			nbytes += int64(len(ev.Value) + len(ev.Raw) + 2*len(ev.Key))
+			nbytes += int64(len(s.value(ev)) + len(ev.Raw) + 2*len(ev.Key))
 		default:
 			nrecs++
-			nbytes += int64(len(ev.Value) + len(ev.Key))
+			nbytes += int64(len(s.value(ev)) + len(ev.Key))
 		}
 	}
 	grantedRecs, grantedBytes, err := s.budget.acquire(ctx, nrecs, nbytes)
@@ -231,17 +263,23 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 
 	st := s.getState(b, int(nrecs))
 	st.grantedRecs, st.grantedBytes = grantedRecs, grantedBytes
+	st.schemaID = schemaID
 	st.start = time.Now()
 	// One extra count, dropped below, so the batch cannot complete (and
 	// st be reused) while Send still walks it.
 	st.pending.Store(int64(len(b.Events)) + 1)
 
-	var counted int
+	var counted, countedSchema int
 	ri := 0
 	for i := range b.Events {
 		ev := &b.Events[i]
-		if ev.Err != nil && !dlq {
-			counted++
+		badSchema := ev.Err == nil && s.avro && ev.Avro == nil
+		if (ev.Err != nil || badSchema) && !dlq {
+			if badSchema {
+				countedSchema++
+			} else {
+				counted++
+			}
 			st.eventDone() // acknowledged with the batch's successes
 			continue
 		}
@@ -251,7 +289,14 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		if ev.Err != nil {
 			rs.role = roleInvalid
 			rs.left.Store(1)
-			s.fillDeadLetter(rs, &rs.rec, ev.Err.Error(), "")
+			s.fillDeadLetter(rs, &rs.rec, StageParse, ev.Err.Error(), "")
+			s.cl.Produce(context.Background(), &rs.rec, s.promise)
+			continue
+		}
+		if badSchema {
+			rs.role = roleSchema
+			rs.left.Store(1)
+			s.fillDeadLetter(rs, &rs.rec, StageSchema, schemaReason(ev), s.cfg.Topic)
 			s.cl.Produce(context.Background(), &rs.rec, s.promise)
 			continue
 		}
@@ -261,7 +306,10 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			rs.rec.Topic = st.b.Source.Topic // [[inputs]] topic
 		}
 		rs.rec.Key = ev.Key
-		rs.rec.Value = ev.Value
+		rs.rec.Value = s.value(ev)
+		if s.avro {
+			frame(ev.Avro, schemaID)
+		}
 		rs.rec.Timestamp = ev.Time
 		rs.rec.Headers = st.headers(rs.hdrs[:0])
 		rs.left.Store(1)
@@ -285,30 +333,62 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	}
 	if counted > 0 {
 		s.m.invalid.WithLabelValues("counted").Add(float64(counted))
+		s.m.invalidEvents.WithLabelValues(StageParse, "counted").Add(float64(counted))
+	}
+	if countedSchema > 0 {
+		s.m.invalidEvents.WithLabelValues(StageSchema, "counted").Add(float64(countedSchema))
+		s.logFailure("events that do not fit their Avro schema, with no dead_letter_topic: acknowledged and only counted",
+			"file", b.Source.Path, "count", countedSchema)
 	}
 	st.eventDone()
 	return nil
 }
 
+// value is the record value of a parsed event: its JSON, or with
+// value_format avro its wire-format Avro.
+func (s *Sink) value(ev *sinks.Event) []byte {
+	if s.avro {
+		return ev.Avro
+	}
+	return ev.Value
+}
+
+// schemaReason is the dead-letter reason of an event without Avro.
+func schemaReason(ev *sinks.Event) string {
+	if ev.AvroErr != nil {
+		return ev.AvroErr.Error()
+	}
+	return "the agent wrote no Avro encoding of the event (sinks.Event.Avro is nil)"
+}
+
 // fillDeadLetter makes r the dead-letter record of rs's event: the raw line
 // (truncated to fit a batch), with headers for where it comes from and why
-// it is there. sourceTopic is the topic that rejected it, or "" for a line
-// that did not parse.
-func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, reason, sourceTopic string) {
+// it is there: stage (parse, schema, produce), reason, and the topic it
+// was meant for (source_topic: the topic that rejected it, or the topic of
+// an event that does not fit its schema; "" for a line that did not
+// parse), and the schema id for stage schema.
+func (s *Sink) fillDeadLetter(rs *recState, r *kgo.Record, stage, reason, sourceTopic string) {
 	ev, st := rs.ev, rs.st
 	val := ev.Raw
 	if val == nil {
 		val = ev.Value // a parsed event the broker rejected: its JSON
+		if len(val) == 0 {
+			val = ev.Avro // the agent made Avro only
+		}
 	}
 	trunc := ev.Truncated
 	if len(val) > s.dlqMax {
 		val, trunc = val[:s.dlqMax], true
 	}
-	h := make([]kgo.RecordHeader, 0, 7)
+	h := make([]kgo.RecordHeader, 0, 9)
 	h = st.headers(h)
 	h = append(h,
 		kgo.RecordHeader{Key: HeaderLogOffset, Value: strconv.AppendInt(nil, ev.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderStage, Value: []byte(stage)},
 		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)})
+	if stage == StageSchema {
+		h = append(h, kgo.RecordHeader{Key: HeaderSchemaID, Value: strconv.AppendInt(nil, int64(st.schemaID), 10)})
+	}
 	if trunc {
 		h = append(h, kgo.RecordHeader{Key: HeaderTruncated, Value: []byte("true")})
 	}
@@ -335,6 +415,9 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 			s.m.rejected.WithLabelValues(errKind(rs.cause), "dead_letter").Inc()
 		} else if rs.role == roleInvalid {
 			s.m.invalid.WithLabelValues("dead_letter").Inc()
+			s.m.invalidEvents.WithLabelValues(StageParse, "dead_letter").Inc()
+		} else if rs.role == roleSchema {
+			s.m.invalidEvents.WithLabelValues(StageSchema, "dead_letter").Inc()
 		}
 		rs.finish(nil)
 		return
@@ -358,8 +441,13 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		s.logFailure("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
 		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err)))
-	case roleInvalid:
-		s.m.invalid.WithLabelValues("failed").Inc()
+	case roleInvalid, roleSchema:
+		stage := StageSchema
+		if rs.role == roleInvalid {
+			stage = StageParse
+			s.m.invalid.WithLabelValues("failed").Inc()
+		}
+		s.m.invalidEvents.WithLabelValues(stage, "failed").Inc()
 		s.logFailure("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
 		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err)))
@@ -440,7 +528,7 @@ func (s *Sink) rerouteLoop() {
 // rejected for good. It runs on rerouteLoop (never in a promise).
 func (s *Sink) reroute(rs *recState) {
 	r := new(kgo.Record)
-	s.fillDeadLetter(rs, r, "rejected by "+rs.causeTopic+": "+rs.cause.Error(), rs.causeTopic)
+	s.fillDeadLetter(rs, r, StageProduce, "rejected by "+rs.causeTopic+": "+rs.cause.Error(), rs.causeTopic)
 	rs.role = roleReroute
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -488,6 +576,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	close(s.rq.stop)
 	<-s.rq.done
+	if s.reg != nil {
+		s.reg.stop()
+	}
 	if err != nil {
 		return fmt.Errorf("kafka: close: %w", err)
 	}
@@ -500,6 +591,7 @@ const (
 	roleRaw                  // the line as read, to raw_topic
 	roleInvalid              // a line that did not parse, to dead_letter_topic
 	roleReroute              // a rejected main/raw record's line, to dead_letter_topic
+	roleSchema               // a parsed line whose event does not fit its Avro schema, to dead_letter_topic
 )
 
 // batchState is the sink's state for one batch it took. It is pooled: its
@@ -512,6 +604,7 @@ type batchState struct {
 	pending                   atomic.Int64 // events not yet complete (+1 while in Send)
 	failed                    atomic.Int64 // events that completed with an error (Done'd one by one)
 	grantedRecs, grantedBytes int64
+	schemaID                  int32 // value_format avro: the batch's input's schema id
 	start                     time.Time
 	path, format              []byte // header values, copied once per batch
 }
@@ -644,4 +737,54 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), l, msg, keyvals...)
+}
+
+// RegistryReady reports why the schema registry part of the sink is not
+// ready (value_format avro): a schema not yet registered (the registry is
+// unreachable: reading waits) or refused. nil when ready or with json. It
+// is a reason of its own, for whatever Ready combines.
+func (s *Sink) RegistryReady() error {
+	if !s.avro {
+		return nil
+	}
+	if s.reg == nil {
+		return errors.New("value_format avro: no schema given (UseSchemas)")
+	}
+	if err := s.reg.ready(); err != nil {
+		return fmt.Errorf("schema registry: %w", err)
+	}
+	return nil
+}
+
+// UseSchemas gives the sink, with value_format avro, the Avro schema of
+// every input's events and starts registering them (auto_register) or
+// looking them up, in the background, retrying with backoff while the
+// registry is unreachable. Call it once, after New and before the first
+// Send; Send waits for its input's schema id. With json it does nothing.
+func (s *Sink) UseSchemas(schemas []InputSchema) error {
+	if !s.avro {
+		return nil
+	}
+	r, err := newRegistrar(&s.cfg.SchemaRegistry, s.cfg.Topic, s.log, schemas)
+	if err != nil {
+		return fmt.Errorf("sinks.kafka.schema_registry: %w", err)
+	}
+	s.reg = r
+	r.start()
+	return nil
+}
+
+// CheckSchemas asks the schema registry whether it would accept every
+// schema (POST /compatibility/subjects/.../versions/latest), without
+// registering anything: `validate --connect`. With json it does nothing.
+func CheckSchemas(ctx context.Context, cfg Config, schemas []InputSchema) error {
+	cfg.Defaults()
+	if cfg.ValueFormat != ValueAvro {
+		return nil
+	}
+	r, err := newRegistrar(&cfg.SchemaRegistry, cfg.Topic, slog.New(slog.DiscardHandler), schemas)
+	if err != nil {
+		return fmt.Errorf("sinks.kafka.schema_registry: %w", err)
+	}
+	return r.check(ctx)
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	compressedBytes *prometheus.CounterVec // topic
 	errors          *prometheus.CounterVec // kind
 	invalid         *prometheus.CounterVec // action
+	invalidEvents   *prometheus.CounterVec // stage, action
 	rejected        *prometheus.CounterVec // reason, action
 	latency         prometheus.Histogram   //
 	conns           *prometheus.GaugeVec   // broker
@@ -56,6 +57,11 @@ func newMetrics() *metrics {
 			Help: "Lines that did not parse: action=dead_letter (produced to dead_letter_topic), " +
 				"counted (no dead_letter_topic: acknowledged and only counted), failed (dead-letter produce failed).",
 		}, []string{"action"}),
+		invalidEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "invalid_events_total",
+			Help: "Events that failed validation, by stage: parse (the line did not match the log_format) or " +
+				"schema (its event does not fit the Avro schema); action as for invalid_lines_total.",
+		}, []string{"stage", "action"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_records_total",
 			Help: "Records the brokers rejected for good, by reason (Kafka error name) and action: " +
@@ -89,7 +95,7 @@ func (m *metrics) register(reg prometheus.Registerer, cl *kgo.Client, b *budget)
 		Namespace: ns, Subsystem: sub, Name: "buffered_bytes",
 		Help: "Key and value bytes held by the sink for events not yet acknowledged (the max_buffered_bytes budget in use).",
 	}, func() float64 { return float64(b.usedBytes()) })
-	m.all = []prometheus.Collector{m.records, m.bytes, m.compressedBytes, m.errors, m.invalid,
+	m.all = []prometheus.Collector{m.records, m.bytes, m.compressedBytes, m.errors, m.invalid, m.invalidEvents,
 		m.rejected, m.latency, m.conns, m.connectErrors, m.buffered, m.bufferedBytes}
 	if reg == nil {
 		return nil
