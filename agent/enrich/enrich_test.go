@@ -53,10 +53,10 @@ func TestGeoLayouts(t *testing.T) {
 	city, asn := cityDB(t, dir), asnDB(t, dir)
 
 	cases := []struct {
-		name     string
-		cfg      Config
-		addr     string
-		want     map[string]any // nil: no geo
+		name string
+		cfg  Config
+		addr string
+		want map[string]any // nil: no geo
 	}{
 		{"city+asn", Config{GeoIPDatabase: city, ASNDatabase: asn}, "81.2.69.142", map[string]any{
 			"country_code": "GB", "country": "United Kingdom", "region": "England", "city": "London",

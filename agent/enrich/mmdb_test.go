@@ -67,9 +67,9 @@ func cityRecord(cc, country, region, city string, lat, lon float64) mmdbtype.Map
 	c := names(country)
 	c["iso_code"] = mmdbtype.String(cc)
 	m := mmdbtype.Map{
-		"country":          c,
+		"country":            c,
 		"registered_country": c,
-		"location":         mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon), "accuracy_radius": mmdbtype.Uint16(20)},
+		"location":           mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon), "accuracy_radius": mmdbtype.Uint16(20)},
 	}
 	if region != "" {
 		m["subdivisions"] = mmdbtype.Slice{names(region)}
