@@ -3,6 +3,7 @@ package enrich
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,17 +41,17 @@ func geoOf(t testing.TB, e *Enricher, addr string) map[string]any {
 func TestGeoLayouts(t *testing.T) {
 	dir := t.TempDir()
 	// ip-location-db layouts: flat members.
-	flatCity := writeDB(t, dir, "dbip-city.mmdb", "ip-location-db/dbip-city", []network{
-		{"81.2.69.0/24", mmdbtype.Map{"country_code": mmdbtype.String("GB"), "state1": mmdbtype.String("England"),
+	flatCity := enrichtest.WriteDB(t, dir, "dbip-city.mmdb", "ip-location-db/dbip-city", []enrichtest.Network{
+		{CIDR: "81.2.69.0/24", Rec: mmdbtype.Map{"country_code": mmdbtype.String("GB"), "state1": mmdbtype.String("England"),
 			"city": mmdbtype.String("London"), "latitude": mmdbtype.Float32(51.5142), "longitude": mmdbtype.Float32(-0.0931)}},
 	})
-	flatCountry := writeDB(t, dir, "asn-country.mmdb", "ip-location-db/asn-country", []network{
-		{"81.2.69.0/24", mmdbtype.Map{"country_code": mmdbtype.String("GB")}},
+	flatCountry := enrichtest.WriteDB(t, dir, "asn-country.mmdb", "ip-location-db/asn-country", []enrichtest.Network{
+		{CIDR: "81.2.69.0/24", Rec: mmdbtype.Map{"country_code": mmdbtype.String("GB")}},
 	})
-	countryOnly := writeDB(t, dir, "GeoLite2-Country.mmdb", "GeoLite2-Country", []network{
-		{"81.2.69.0/24", mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("GB"), "names": mmdbtype.Map{"en": mmdbtype.String("United Kingdom")}}}},
+	countryOnly := enrichtest.WriteDB(t, dir, "GeoLite2-Country.mmdb", "GeoLite2-Country", []enrichtest.Network{
+		{CIDR: "81.2.69.0/24", Rec: mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("GB"), "names": mmdbtype.Map{"en": mmdbtype.String("United Kingdom")}}}},
 	})
-	city, asn := cityDB(t, dir), asnDB(t, dir)
+	city, asn := enrichtest.CityDB(t, dir), enrichtest.ASNDB(t, dir)
 
 	cases := []struct {
 		name string
@@ -166,7 +167,7 @@ func TestAppendEvent(t *testing.T) {
 	dir := t.TempDir()
 	e := mustNew(t, Config{
 		ClientIPHeader: "X-Forwarded-For", TrustedProxies: []string{"10.0.0.0/8"},
-		GeoIPDatabase: cityDB(t, dir), ASNDatabase: asnDB(t, dir),
+		GeoIPDatabase: enrichtest.CityDB(t, dir), ASNDatabase: enrichtest.ASNDB(t, dir),
 	})
 	p, err := parser.Compile(testFormat, parser.Options{})
 	if err != nil {
@@ -219,7 +220,7 @@ func TestAppendEvent(t *testing.T) {
 func TestAppendCachedNoAlloc(t *testing.T) {
 	dir := t.TempDir()
 	e := mustNew(t, Config{ClientIPHeader: "x_forwarded_for", TrustedProxies: []string{"10.0.0.0/8"},
-		GeoIPDatabase: cityDB(t, dir), ASNDatabase: asnDB(t, dir)})
+		GeoIPDatabase: enrichtest.CityDB(t, dir), ASNDatabase: enrichtest.ASNDB(t, dir)})
 	p, _ := parser.Compile(testFormat, parser.Options{})
 	b, _ := e.Bind(p)
 	line := []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 5 "-" "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0" "81.2.69.142, 10.1.1.1"`)
@@ -274,7 +275,7 @@ func itoa(i int) string { return string(appendIntMember(nil, 0, "", uint64(i))[3
 
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
-	good := cityDB(t, dir)
+	good := enrichtest.CityDB(t, dir)
 	garbage := filepath.Join(dir, "garbage.mmdb")
 	os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 1000)), 0o644)
 	full, _ := os.ReadFile(good)
@@ -320,8 +321,8 @@ func TestValidate(t *testing.T) {
 // up; a corrupt replacement is refused and the old one kept.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	path := writeDB(t, dir, "City.mmdb", "GeoLite2-City", []network{
-		{"81.2.69.0/24", cityRecord("GB", "United Kingdom", "", "London", 51.5, -0.09)},
+	path := enrichtest.WriteDB(t, dir, "City.mmdb", "GeoLite2-City", []enrichtest.Network{
+		{CIDR: "81.2.69.0/24", Rec: enrichtest.CityRecord("GB", "United Kingdom", "", "London", 51.5, -0.09)},
 	})
 	e := mustNew(t, Config{GeoIPDatabase: path})
 	if g := geoOf(t, e, "81.2.69.1"); g["city"] != "London" {
@@ -330,8 +331,8 @@ func TestReload(t *testing.T) {
 	if e.CheckReload() {
 		t.Fatal("CheckReload swapped an unchanged file")
 	}
-	writeDB(t, dir, "City.mmdb", "GeoLite2-City", []network{
-		{"81.2.69.0/24", cityRecord("GB", "United Kingdom", "", "Manchester", 53.48, -2.24)},
+	enrichtest.WriteDB(t, dir, "City.mmdb", "GeoLite2-City", []enrichtest.Network{
+		{CIDR: "81.2.69.0/24", Rec: enrichtest.CityRecord("GB", "United Kingdom", "", "Manchester", 53.48, -2.24)},
 	})
 	if !e.CheckReload() {
 		t.Fatal("CheckReload did not pick up the replaced file")
@@ -366,7 +367,7 @@ func TestReload(t *testing.T) {
 // a reader).
 func TestConcurrentAppendAndReload(t *testing.T) {
 	dir := t.TempDir()
-	path := cityDB(t, dir)
+	path := enrichtest.CityDB(t, dir)
 	e := mustNew(t, Config{GeoIPDatabase: path})
 	done := make(chan struct{})
 	for w := 0; w < 4; w++ {
@@ -381,7 +382,7 @@ func TestConcurrentAppendAndReload(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 5; i++ {
-		cityDB(t, dir)
+		enrichtest.CityDB(t, dir)
 		e.CheckReload()
 	}
 	for w := 0; w < 4; w++ {
