@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type Options struct {
 	// KeepRaw keeps every line's raw bytes in Event.Raw (a Kafka raw topic
 	// needs them). Without it Raw is set only for lines that did not parse.
 	KeepRaw bool
+	// Enricher, when set ([enrich]), adds client_ip, geo and ua: each
+	// parsed event also gets Event.Enriched (agent/enrich).
+	Enricher *enrich.Enricher
 }
 
 // input is a compiled [[inputs]] entry.
@@ -39,6 +43,7 @@ type input struct {
 	parsed      prometheus.Counter
 	parseErrors prometheus.Counter
 	longLines   prometheus.Counter
+	enrich      *enrich.Binding // nil without [enrich]
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -54,6 +59,7 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
+	enrich  *enrich.Enricher     // nil without [enrich]
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
 
@@ -135,6 +141,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		open:    map[fileKey]*harvester{},
 		scanNow: make(chan struct{}, 1),
 		keepRaw: opts.KeepRaw,
+		enrich:  opts.Enricher,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
@@ -161,6 +168,13 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 			parseErrors: a.m.parseErrors.WithLabelValues(l),
 			longLines:   a.m.longLines.WithLabelValues(l),
 		})
+		if opts.Enricher != nil {
+			b, err := opts.Enricher.Bind(parsers[i])
+			if err != nil {
+				return nil, fmt.Errorf("inputs[%d]: %w", i, err)
+			}
+			a.inputs[i].enrich = b
+		}
 	}
 	return a, nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,7 @@ type harvester struct {
 	log   *slog.Logger
 	meta  parser.Meta
 	res   parser.Result
+	est   enrich.State // the enricher's scratch space ([enrich])
 	lines prometheus.Counter
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
@@ -389,6 +391,12 @@ func (h *harvester) add(line []byte, start int64) {
 		if ev.Time.IsZero() {
 			ev.Time = time.Now()
 		}
+		if h.in.enrich != nil {
+			// [enrich] (agent/enrich): the enriched copy of the event, after it.
+			sp.enr0 = len(fl.arena)
+			fl.arena = h.a.enrich.AppendEvent(fl.arena, fl.arena[sp.val0:sp.val1], h.in.enrich, &h.est, line, &h.res)
+			sp.enr1 = len(fl.arena)
+		}
 		if h.res.Key != nil {
 			sp.key0 = len(fl.arena)
 			fl.arena = append(fl.arena, h.res.Key...)
@@ -433,6 +441,9 @@ func (h *harvester) flush(ctx context.Context) bool {
 		}
 		if ev.Err == nil {
 			ev.Value = fl.arena[sp.val0:sp.val1:sp.val1]
+			if sp.enr1 > sp.enr0 {
+				ev.Enriched = fl.arena[sp.enr0:sp.enr1:sp.enr1]
+			}
 		}
 		if sp.key1 > sp.key0 {
 			ev.Key = fl.arena[sp.key0:sp.key1:sp.key1]

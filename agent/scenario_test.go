@@ -176,6 +176,7 @@ type env struct {
 	stopF context.CancelFunc
 	done  chan error
 	logs  *syncBuf
+	opts  Options // Log and KeyField are set by start
 }
 
 type syncBuf struct {
@@ -291,7 +292,9 @@ func (e *env) start() {
 	for i, s := range e.sinks {
 		ss[i] = s
 	}
-	a, err := New(e.cfg, e.ins, ss, Options{Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), KeyField: "remote_addr"})
+	opts := e.opts
+	opts.Log, opts.KeyField = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), "remote_addr"
+	a, err := New(e.cfg, e.ins, ss, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -56,6 +56,11 @@ type Event struct {
 	// Value is the JSON object of the parsed event, without a trailing
 	// newline. It is nil when Err is set.
 	Value []byte
+	// Enriched is Value with the [enrich] fields (client_ip, geo, ua)
+	// added before its closing brace; nil without [enrich] or when Err is
+	// set. Sinks send it instead of, or (Kafka enriched_topic) besides,
+	// Value.
+	Enriched []byte
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte
 	// Raw is the line as read, without its newline. When Truncated is set it
