@@ -64,15 +64,23 @@ type Binding struct {
 // naming enrich.client_ip_header, when the header is set and the format
 // does not log it. A format without $remote_addr gives no client_ip or
 // geo; one without $http_user_agent gives no ua.
-func (e *Enricher) Bind(p *parser.Parser) (*Binding, error) {
+func (e *Enricher) Bind(p *parser.Parser) (*Binding, error) { return e.cfg.bind(p) }
+
+// Check is Bind's check of a format without an Enricher (for validate).
+func (c *Config) Check(p *parser.Parser) error {
+	_, err := c.bind(p)
+	return err
+}
+
+func (c *Config) bind(p *parser.Parser) (*Binding, error) {
 	b := &Binding{p: p, remote: p.FieldIndex("remote_addr"), header: -1, ua: -1}
-	if v := e.cfg.HeaderVariable(); v != "" {
+	if v := c.HeaderVariable(); v != "" {
 		b.header = p.FieldIndex(v)
 		if b.header < 0 {
-			return nil, fmt.Errorf("enrich.client_ip_header = %q: the log_format does not log $%s", e.cfg.ClientIPHeader, v)
+			return nil, fmt.Errorf("enrich.client_ip_header = %q: the log_format does not log $%s", c.ClientIPHeader, v)
 		}
 	}
-	if e.uaOn {
+	if c.UAEnabled() {
 		b.ua = p.FieldIndex("http_user_agent")
 	}
 	return b, nil

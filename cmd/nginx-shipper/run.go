@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
@@ -125,6 +126,9 @@ type pipeline struct {
 	agent *agent.Agent
 	sinks []sinks.Sink
 	cfg   *Config
+	// [enrich]: the enricher and the stop of its database reload loop.
+	enricher   *enrich.Enricher
+	stopEnrich context.CancelFunc
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) error {
@@ -230,13 +234,31 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 		ss = append(ss, s)
 	}
+	var en *enrich.Enricher
+	if cfg.Enrich != nil {
+		var err error
+		if en, err = enrich.New(*cfg.Enrich, d.log.With("component", "enrich")); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
-		KeepRaw: cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
+		KeepRaw:  cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
+		Enricher: en,
 	})
 	if err != nil {
 		closeAll()
+		if en != nil {
+			en.Close()
+		}
 		return nil, err
+	}
+	stopEnrich := func() {}
+	if en != nil {
+		ectx, cancel := context.WithCancel(ctx)
+		stopEnrich = cancel
+		go en.Run(ectx)
 	}
 	// Start-up checks: a sink that cannot be reached is logged loudly, not
 	// fatal: the sinks wait and retry, and nothing is read faster than they
@@ -268,7 +290,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
+	p := &pipeline{agent: a, sinks: ss, cfg: cfg, enricher: en, stopEnrich: stopEnrich}
 	d.mu.Lock()
 	d.reg, d.pipe = reg, p
 	d.mu.Unlock()
@@ -288,6 +310,10 @@ func (d *daemon) stop(p *pipeline, cfg *Config) error {
 	}
 	if err := p.agent.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if p.enricher != nil {
+		p.stopEnrich()
+		p.enricher.Close()
 	}
 	if len(errs) > 0 {
 		d.log.Warn("shutdown incomplete; what was not delivered is read again at the next start", "err", errors.Join(errs...))
