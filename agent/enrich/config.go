@@ -41,9 +41,9 @@ type Config struct {
 	// ReloadInterval is how often the database files are checked for
 	// replacement (default 1m).
 	ReloadInterval Duration `toml:"reload_interval"`
-	// UACacheSize bounds the user agents remembered (default 65536).
+	// UACacheSize bounds the user agents remembered (default 16384).
 	UACacheSize int `toml:"ua_cache_size"`
-	// GeoCacheSize bounds the geo records remembered (default 65536).
+	// GeoCacheSize bounds the geo records remembered (default 16384).
 	GeoCacheSize int `toml:"geo_cache_size"`
 }
 
@@ -57,10 +57,10 @@ func (c *Config) Defaults() {
 		c.ReloadInterval.Duration = time.Minute
 	}
 	if c.UACacheSize == 0 {
-		c.UACacheSize = 1 << 16
+		c.UACacheSize = 1 << 14
 	}
 	if c.GeoCacheSize == 0 {
-		c.GeoCacheSize = 1 << 16
+		c.GeoCacheSize = 1 << 14
 	}
 }
 
