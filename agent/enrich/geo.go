@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 )
 
 // notFound is the geoKey member of a database that has no record for the
@@ -149,11 +150,129 @@ type geoFields struct {
 	setLat, setLon, setASN                    bool
 }
 
-// from fills the members still unknown from one database record, reading
-// every layout doc.go lists.
+// mmRecord is every member read from a database record, in all the
+// layouts doc.go lists; the reflection decoder skips the rest (other
+// languages, accuracy, postal codes, ...) without decoding it.
+type mmRecord struct {
+	Country struct {
+		ISOCode string  `maxminddb:"iso_code"`
+		Names   enNames `maxminddb:"names"`
+	} `maxminddb:"country"`
+	CountryCode  string `maxminddb:"country_code"`
+	CountryName  string `maxminddb:"country_name"`
+	Subdivisions []struct {
+		Names enNames `maxminddb:"names"`
+	} `maxminddb:"subdivisions"`
+	State1   string   `maxminddb:"state1"`
+	City     cityName `maxminddb:"city"`
+	Location struct {
+		Latitude  *float64 `maxminddb:"latitude"`
+		Longitude *float64 `maxminddb:"longitude"`
+	} `maxminddb:"location"`
+	Latitude  flexFloat `maxminddb:"latitude"`
+	Longitude flexFloat `maxminddb:"longitude"`
+	ASN       *uint64   `maxminddb:"autonomous_system_number"`
+	ASOrg     string    `maxminddb:"autonomous_system_organization"`
+}
+
+type enNames struct {
+	En string `maxminddb:"en"`
+}
+
+// cityName is GeoIP2's city {names: {en: ...}} or ip-location-db's city
+// string.
+type cityName string
+
+// UnmarshalMaxMindDB implements mmdbdata.Unmarshaler.
+func (c *cityName) UnmarshalMaxMindDB(d *mmdbdata.Decoder) error {
+	k, err := d.PeekKind()
+	if err != nil {
+		return err
+	}
+	switch k {
+	case mmdbdata.KindString:
+		s, err := d.ReadString()
+		*c = cityName(s)
+		return err
+	case mmdbdata.KindMap:
+		return readEnName(d, (*string)(c))
+	}
+	return d.SkipValue()
+}
+
+// readEnName reads names.en of a map at d.
+func readEnName(d *mmdbdata.Decoder, dst *string) error {
+	m, _, err := d.ReadMap()
+	if err != nil {
+		return err
+	}
+	for key, err := range m {
+		if err != nil {
+			return err
+		}
+		if string(key) != "names" {
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		names, _, err := d.ReadMap()
+		if err != nil {
+			return err
+		}
+		for lang, err := range names {
+			if err != nil {
+				return err
+			}
+			if string(lang) == "en" {
+				if *dst, err = d.ReadString(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flexFloat is a coordinate stored as a double or (ip-location-db) a float.
+type flexFloat struct {
+	v   float64
+	set bool
+}
+
+// UnmarshalMaxMindDB implements mmdbdata.Unmarshaler.
+func (f *flexFloat) UnmarshalMaxMindDB(d *mmdbdata.Decoder) error {
+	k, err := d.PeekKind()
+	if err != nil {
+		return err
+	}
+	switch k {
+	case mmdbdata.KindFloat64:
+		f.v, err = d.ReadFloat64()
+		f.set = err == nil
+		return err
+	case mmdbdata.KindFloat32:
+		x, err := d.ReadFloat32()
+		if err != nil {
+			return err
+		}
+		// The shortest decimal of the float32, not of its float64 widening
+		// (50.11, not 50.11000061035156).
+		f.v, _ = strconv.ParseFloat(strconv.FormatFloat(float64(x), 'f', -1, 32), 64)
+		f.set = true
+		return nil
+	}
+	return d.SkipValue()
+}
+
+// from fills the members still unknown from one database record.
 func (f *geoFields) from(res maxminddb.Result) {
-	var m map[string]any
-	if res.Decode(&m) != nil {
+	var r mmRecord
+	if res.Decode(&r) != nil {
 		return
 	}
 	setStr := func(dst *string, v string) {
@@ -161,34 +280,33 @@ func (f *geoFields) from(res maxminddb.Result) {
 			*dst = v
 		}
 	}
-	country := asMap(m["country"])
-	setStr(&f.countryCode, asString(country["iso_code"]))
-	setStr(&f.countryCode, asString(m["country_code"]))
-	setStr(&f.country, enName(country))
-	setStr(&f.country, asString(m["country_name"]))
-	if subs, ok := m["subdivisions"].([]any); ok && len(subs) > 0 {
-		setStr(&f.region, enName(asMap(subs[0])))
+	setStr(&f.countryCode, r.Country.ISOCode)
+	setStr(&f.countryCode, r.CountryCode)
+	setStr(&f.country, r.Country.Names.En)
+	setStr(&f.country, r.CountryName)
+	if len(r.Subdivisions) > 0 {
+		setStr(&f.region, r.Subdivisions[0].Names.En)
 	}
-	setStr(&f.region, asString(m["state1"]))
-	switch c := m["city"].(type) {
-	case map[string]any:
-		setStr(&f.city, enName(c))
-	case string:
-		setStr(&f.city, c)
-	}
-	loc := asMap(m["location"])
-	for _, src := range []map[string]any{loc, m} {
-		if v, ok := asFloat(src["latitude"]); ok && !f.setLat {
-			f.lat, f.setLat = v, true
-		}
-		if v, ok := asFloat(src["longitude"]); ok && !f.setLon {
-			f.lon, f.setLon = v, true
+	setStr(&f.region, r.State1)
+	setStr(&f.city, string(r.City))
+	if !f.setLat {
+		if r.Location.Latitude != nil {
+			f.lat, f.setLat = *r.Location.Latitude, true
+		} else if r.Latitude.set {
+			f.lat, f.setLat = r.Latitude.v, true
 		}
 	}
-	if v, ok := asUint(m["autonomous_system_number"]); ok && !f.setASN {
-		f.asn, f.setASN = v, true
+	if !f.setLon {
+		if r.Location.Longitude != nil {
+			f.lon, f.setLon = *r.Location.Longitude, true
+		} else if r.Longitude.set {
+			f.lon, f.setLon = r.Longitude.v, true
+		}
 	}
-	setStr(&f.asOrg, asString(m["autonomous_system_organization"]))
+	if r.ASN != nil && !f.setASN {
+		f.asn, f.setASN = *r.ASN, true
+	}
+	setStr(&f.asOrg, r.ASOrg)
 }
 
 // append renders `,"geo":{...}`, or nothing when no member is known.
@@ -212,47 +330,4 @@ func (f *geoFields) append(dst []byte) []byte {
 		return dst[:n0]
 	}
 	return append(dst, '}')
-}
-
-func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
-
-func asString(v any) string { s, _ := v.(string); return s }
-
-func enName(m map[string]any) string { return asString(asMap(m["names"])["en"]) }
-
-func asFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		// The shortest decimal of the float32, not of its float64 widening
-		// (50.11, not 50.11000061035156).
-		v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'f', -1, 32), 64)
-		return v, true
-	}
-	return 0, false
-}
-
-func asUint(v any) (uint64, bool) {
-	switch x := v.(type) {
-	case uint64:
-		return x, true
-	case uint32:
-		return uint64(x), true
-	case uint16:
-		return uint64(x), true
-	case int:
-		if x >= 0 {
-			return uint64(x), true
-		}
-	case int32:
-		if x >= 0 {
-			return uint64(x), true
-		}
-	case int64:
-		if x >= 0 {
-			return uint64(x), true
-		}
-	}
-	return 0, false
 }
