@@ -40,6 +40,8 @@ type Config struct {
 
 	Kafka *KafkaSink // nil: no [sinks.kafka]
 	S3    *S3Sink    // nil: no [sinks.s3]
+	// Enrich is the body of an [enrich] table; "" for none.
+	Enrich string
 }
 
 // KafkaSink is [sinks.kafka].
@@ -49,6 +51,7 @@ type KafkaSink struct {
 	Key             string
 	Compression     string
 	DeadLetterTopic string
+	EnrichedTopic   string // "" for none
 }
 
 // S3Sink is [sinks.s3].
@@ -106,6 +109,7 @@ func (c *Config) Render() string {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))
 		kv("compression", k.Compression)
 		fmt.Fprintf(&b, "dead_letter_topic = %s\n", q(k.DeadLetterTopic))
+		kv("enriched_topic", k.EnrichedTopic)
 	}
 	if s := c.S3; s != nil {
 		fmt.Fprintf(&b, "\n[sinks.s3]\nforce_path_style = true\n")
@@ -117,6 +121,9 @@ func (c *Config) Render() string {
 			fmt.Fprintf(&b, "batch_max_bytes = %d\n", s.BatchMaxBytes)
 		}
 		kv("batch_max_age", s.BatchMaxAge)
+	}
+	if c.Enrich != "" {
+		fmt.Fprintf(&b, "\n[enrich]\n%s\n", c.Enrich)
 	}
 	return b.String()
 }
