@@ -168,7 +168,8 @@ type CacheStats struct {
 	UAEntries, GeoEntries                int
 }
 
-// Stats returns the caches' counters (geo: of the current databases).
+// Stats returns the caches' counters; the geo counters carry on across
+// database reloads, its entries are those of the current databases.
 func (e *Enricher) Stats() CacheStats {
 	var s CacheStats
 	if e.uaOn {
@@ -237,6 +238,11 @@ func (e *Enricher) CheckReload() bool {
 	}
 	// The cache is keyed by record offsets of the old files.
 	next.cache = newGeoCache(e.cfg.GeoCacheSize)
+	// The counters continue (monotonic for metrics; a lookup still running
+	// on the old generation may go uncounted).
+	h, m := cur.cache.stats()
+	next.cache.hits.Store(h)
+	next.cache.misses.Store(m)
 	e.gen.Store(&next)
 	// The old readers are not closed: lines in flight may still read them.
 	// maxminddb releases each mmap when its Reader is garbage.

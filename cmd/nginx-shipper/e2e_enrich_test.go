@@ -35,6 +35,9 @@ func TestE2EEnrichedStreams(t *testing.T) {
 		tl := e2e.TallyOf(enr.Events())
 		return e2e.Covers(tl["access"], want["access"])
 	})
+	if hits, err := env.Shipper.Metric("nginx_shipper_enrich_cache_lookups_total", `cache="ua",result="hit"`); err != nil || hits < float64(len(reqs))/2 {
+		t.Errorf("user-agent cache hits = %v (%v), want most of %d lines (the load cycles through a few user agents)", hits, err, len(reqs))
+	}
 	if code := env.Shipper.Term(60 * time.Second); code != 0 {
 		t.Fatalf("nginx-shipper exited %d after SIGTERM, want 0", code)
 	}

@@ -259,6 +259,20 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		ectx, cancel := context.WithCancel(ctx)
 		stopEnrich = cancel
 		go en.Run(ectx)
+		for _, c := range []struct {
+			cache, result string
+			v             func(enrich.CacheStats) uint64
+		}{
+			{"ua", "hit", func(s enrich.CacheStats) uint64 { return s.UAHits }},
+			{"ua", "miss", func(s enrich.CacheStats) uint64 { return s.UAMisses }},
+			{"geo", "hit", func(s enrich.CacheStats) uint64 { return s.GeoHits }},
+			{"geo", "miss", func(s enrich.CacheStats) uint64 { return s.GeoMisses }},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nginx_shipper_enrich_cache_lookups_total", ConstLabels: prometheus.Labels{"cache": c.cache, "result": c.result},
+				Help: "[enrich] cache lookups: user agents (ua) and geo records (geo, since the databases were last loaded), by hit or miss.",
+			}, func() float64 { return float64(c.v(en.Stats())) }))
+		}
 	}
 	// Start-up checks: a sink that cannot be reached is logged loudly, not
 	// fatal: the sinks wait and retry, and nothing is read faster than they
