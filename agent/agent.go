@@ -33,6 +33,10 @@ type Options struct {
 	// Enricher, when set ([enrich]), adds client_ip, geo and ua: each
 	// parsed event also gets Event.Enriched (agent/enrich).
 	Enricher *enrich.Enricher
+	// EnrichedOnly: no sink wants the original events (no Kafka
+	// enriched_topic, S3 enriched or off), so Event.Value is the enriched
+	// event itself (made in place, no copy) and Event.Enriched is nil.
+	EnrichedOnly bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -61,9 +65,11 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
-	enrich  *enrich.Enricher     // nil without [enrich]
-	acked   []prometheus.Counter // per sink, in a.sinks order
-	sendCtx context.Context      // see Run
+	enrich  *enrich.Enricher // nil without [enrich]
+	// enrichedOnly: see Options.EnrichedOnly.
+	enrichedOnly bool
+	acked        []prometheus.Counter // per sink, in a.sinks order
+	sendCtx      context.Context      // see Run
 
 	mu       sync.Mutex
 	open     map[fileKey]*harvester
@@ -143,19 +149,20 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		return nil, err
 	}
 	a := &Agent{
-		cfg:       cfg,
-		sinks:     ss,
-		log:       opts.Log,
-		reg:       reg,
-		budget:    newBudget(int64(cfg.MaxInFlightBytes)),
-		open:      map[fileKey]*harvester{},
-		pathRefs:  map[string]int{},
-		shelf:     map[fileKey]*shelved{},
-		shelfPath: map[string]fileKey{},
-		readers:   newReaders(readersMax),
-		scanNow:   make(chan struct{}, 1),
-		keepRaw:   opts.KeepRaw,
-		enrich:    opts.Enricher,
+		cfg:          cfg,
+		sinks:        ss,
+		log:          opts.Log,
+		reg:          reg,
+		budget:       newBudget(int64(cfg.MaxInFlightBytes)),
+		open:         map[fileKey]*harvester{},
+		pathRefs:     map[string]int{},
+		shelf:        map[fileKey]*shelved{},
+		shelfPath:    map[string]fileKey{},
+		readers:      newReaders(readersMax),
+		scanNow:      make(chan struct{}, 1),
+		keepRaw:      opts.KeepRaw,
+		enrich:       opts.Enricher,
+		enrichedOnly: opts.EnrichedOnly,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()

@@ -460,6 +460,9 @@ func (h *harvester) add(line []byte, start int64) {
 	var err error
 	fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
 	sp.val1 = len(fl.arena)
+	if err == nil && h.in.enrich != nil {
+		h.enrich(fl, &sp, line)
+	}
 	// The raw line is kept only where a sink needs it: the dead-letter
 	// path of a line that did not parse, or a raw topic for every line.
 	if err != nil || h.a.keepRaw {
@@ -479,12 +482,6 @@ func (h *harvester) add(line []byte, start int64) {
 		if ev.Time.IsZero() {
 			ev.Time = time.Now()
 		}
-		if h.in.enrich != nil {
-			// [enrich] (agent/enrich): the enriched copy of the event, after it.
-			sp.enr0 = len(fl.arena)
-			fl.arena = h.a.enrich.AppendEvent(fl.arena, fl.arena[sp.val0:sp.val1], h.in.enrich, &h.est, line, &h.res)
-			sp.enr1 = len(fl.arena)
-		}
 		if h.res.Key != nil {
 			sp.key0 = len(fl.arena)
 			fl.arena = append(fl.arena, h.res.Key...)
@@ -493,6 +490,22 @@ func (h *harvester) add(line []byte, start int64) {
 		h.nParsed++
 	}
 	fl.spans = append(fl.spans, sp)
+}
+
+// enrich adds [enrich]'s fields (agent/enrich) to the event just parsed
+// at the end of the arena: in place when no sink needs the original
+// (Options.EnrichedOnly), else as a copy after it (Event.Enriched).
+func (h *harvester) enrich(fl *flight, sp *span, line []byte) {
+	en := h.a.enrich
+	if h.a.enrichedOnly {
+		fl.arena = en.Append(fl.arena[:sp.val1-1], h.in.enrich, &h.est, line, &h.res) // before its '}'
+		fl.arena = append(fl.arena, '}')
+		sp.val1 = len(fl.arena)
+		return
+	}
+	sp.enr0 = len(fl.arena)
+	fl.arena = en.AppendEvent(fl.arena, fl.arena[sp.val0:sp.val1], h.in.enrich, &h.est, line, &h.res)
+	sp.enr1 = len(fl.arena)
 }
 
 // addLong adds the head of a too-long line as a dead-letter event.

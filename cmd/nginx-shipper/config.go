@@ -149,6 +149,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// wantsOriginals reports whether, with [enrich], a sink also takes the
+// original events: Kafka with enriched_topic, or S3 with enriched = false.
+func (c *Config) wantsOriginals() bool {
+	return c.KafkaEnabled() && c.Sinks.Kafka.EnrichedTopic != "" ||
+		c.S3Enabled() && c.Sinks.S3.Enriched != nil && !*c.Sinks.S3.Enriched
+}
+
 // KeyField is the event field used as the Kafka key, "" without Kafka.
 func (c *Config) KeyField() string {
 	if c.KafkaEnabled() && c.Sinks.Kafka.Key != nil {

@@ -244,8 +244,9 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 	}
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
-		KeepRaw:  cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
-		Enricher: en,
+		KeepRaw:      cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
+		Enricher:     en,
+		EnrichedOnly: !cfg.wantsOriginals(),
 	})
 	if err != nil {
 		closeAll()
