@@ -1,7 +1,9 @@
 package enrich
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -116,6 +118,35 @@ func (c geoCache) get(k geoKey) (string, bool) {
 }
 
 func (c geoCache) set(k geoKey, v string) { c.put(c.shard(c.hash(k)), k, v) }
+
+// addrCache maps a client address to its rendered geo fragment ("" when no
+// database knows it), in front of the tree walks: clients repeat.
+type addrCache struct{ *fragCache[netip.Addr] }
+
+func newAddrCache(capacity int) addrCache { return addrCache{newFragCache[netip.Addr](capacity)} }
+
+func (c addrCache) hash(a netip.Addr) uint64 {
+	b := a.As16()
+	hi := binary.LittleEndian.Uint64(b[:8])
+	lo := binary.LittleEndian.Uint64(b[8:])
+	return (hi*0x9E3779B97F4A7C15 ^ lo*0xBF58476D1CE4E5B9) >> 32
+}
+
+func (c addrCache) get(a netip.Addr) (string, bool) {
+	s := c.shard(c.hash(a))
+	s.mu.Lock()
+	e, ok := s.cur[a]
+	if !ok {
+		if e, ok = s.prev[a]; ok {
+			c.promote(s, e)
+		}
+	}
+	s.mu.Unlock()
+	c.found(ok)
+	return e.v, ok
+}
+
+func (c addrCache) set(a netip.Addr, v string) { c.put(c.shard(c.hash(a)), a, v) }
 
 // uaCache is keyed by the user-agent string (cut to maxUALen). A lookup
 // with a []byte key converts in the map index expression, which the

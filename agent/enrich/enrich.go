@@ -50,6 +50,7 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 		e.uaCache = newUACache(cfg.UACacheSize)
 	}
 	o.gen.cache = newGeoCache(cfg.GeoCacheSize)
+	o.gen.addrs = newAddrCache(cfg.GeoCacheSize)
 	e.gen.Store(o.gen)
 	return e, nil
 }
@@ -165,7 +166,7 @@ func (e *Enricher) Lookup(addr netip.Addr, ua string) string {
 // CacheStats are the caches' counters.
 type CacheStats struct {
 	UAHits, UAMisses, GeoHits, GeoMisses uint64
-	UAEntries, GeoEntries                int
+	UAEntries, GeoEntries, AddrEntries   int
 }
 
 // Stats returns the caches' counters; the geo counters carry on across
@@ -177,8 +178,13 @@ func (e *Enricher) Stats() CacheStats {
 		s.UAEntries = e.uaCache.len()
 	}
 	g := e.gen.Load()
-	s.GeoHits, s.GeoMisses = g.cache.stats()
+	// A geo lookup hits in the address cache, or walks the trees and hits
+	// in the record cache; it misses when the records are decoded.
+	ah, _ := g.addrs.stats()
+	rh, rm := g.cache.stats()
+	s.GeoHits, s.GeoMisses = ah+rh, rm
 	s.GeoEntries = g.cache.len()
+	s.AddrEntries = g.addrs.len()
 	return s
 }
 
@@ -238,11 +244,15 @@ func (e *Enricher) CheckReload() bool {
 	}
 	// The cache is keyed by record offsets of the old files.
 	next.cache = newGeoCache(e.cfg.GeoCacheSize)
+	next.addrs = newAddrCache(e.cfg.GeoCacheSize)
 	// The counters continue (monotonic for metrics; a lookup still running
 	// on the old generation may go uncounted).
 	h, m := cur.cache.stats()
 	next.cache.hits.Store(h)
 	next.cache.misses.Store(m)
+	h, m = cur.addrs.stats()
+	next.addrs.hits.Store(h)
+	next.addrs.misses.Store(m)
 	e.gen.Store(&next)
 	// The old readers are not closed: lines in flight may still read them.
 	// maxminddb releases each mmap when its Reader is garbage.

@@ -102,16 +102,28 @@ func public(a netip.Addr) bool {
 type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
-	cache        geoCache
+	cache        geoCache  // by record offsets: fragments shared by a network's addresses
+	addrs        addrCache // by address, in front of the tree walks
 }
 
 // appendGeo appends the "geo" member for address a (with its leading
 // comma), or nothing when no database knows it.
 func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
 	a = a.Unmap()
-	if !public(a) {
+	if !public(a) || g.geo == nil && g.asn == nil {
 		return dst
 	}
+	if frag, ok := g.addrs.get(a); ok {
+		return append(dst, frag...)
+	}
+	frag := g.lookup(a)
+	g.addrs.set(a, frag)
+	return append(dst, frag...)
+}
+
+// lookup walks the databases' trees for a and returns its fragment from
+// the record cache, rendering it on a miss; "" when no database knows a.
+func (g *generation) lookup(a netip.Addr) string {
 	k := geoKey{notFound, notFound}
 	var rg, ra maxminddb.Result
 	if g.geo != nil {
@@ -125,7 +137,7 @@ func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
 		}
 	}
 	if k.city == notFound && k.asn == notFound {
-		return dst
+		return ""
 	}
 	frag, ok := g.cache.get(k)
 	if !ok {
@@ -139,7 +151,7 @@ func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
 		frag = string(gf.append(nil))
 		g.cache.set(k, frag)
 	}
-	return append(dst, frag...)
+	return frag
 }
 
 // geoFields are the members of "geo"; set* say which are known.

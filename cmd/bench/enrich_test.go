@@ -103,7 +103,7 @@ func TestEnrichGeneratorHitRate(t *testing.T) {
 	s := x.e.Stats()
 	ua := float64(s.UAHits) / float64(s.UAHits+s.UAMisses)
 	geo := float64(s.GeoHits) / float64(s.GeoHits+s.GeoMisses)
-	t.Logf("100000 generated lines: UA cache hit rate %.4f (%d entries), geo cache hit rate %.4f (%d entries)", ua, s.UAEntries, geo, s.GeoEntries)
+	t.Logf("100000 generated lines: UA cache hit rate %.4f (%d entries), geo hit rate %.4f (%d records, %d addresses cached)", ua, s.UAEntries, geo, s.GeoEntries, s.AddrEntries)
 	if ua < 0.99 || geo < 0.99 {
 		t.Errorf("hit rates %.4f (ua), %.4f (geo): want above 0.99 on the generator", ua, geo)
 	}
