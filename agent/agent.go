@@ -65,11 +65,13 @@ type Agent struct {
 
 	flights flightPool
 	keepRaw bool
-	enrich  *enrich.Enricher // nil without [enrich]
-	// enrichedOnly: see Options.EnrichedOnly.
+	acked   []prometheus.Counter // per sink, in a.sinks order
+	sendCtx context.Context      // see Run
+
+	// [enrich] (agent/enrich): nil without it; enrichedOnly is
+	// Options.EnrichedOnly.
+	enrich       *enrich.Enricher
 	enrichedOnly bool
-	acked        []prometheus.Counter // per sink, in a.sinks order
-	sendCtx      context.Context      // see Run
 
 	mu       sync.Mutex
 	open     map[fileKey]*harvester
@@ -149,21 +151,20 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		return nil, err
 	}
 	a := &Agent{
-		cfg:          cfg,
-		sinks:        ss,
-		log:          opts.Log,
-		reg:          reg,
-		budget:       newBudget(int64(cfg.MaxInFlightBytes)),
-		open:         map[fileKey]*harvester{},
-		pathRefs:     map[string]int{},
-		shelf:        map[fileKey]*shelved{},
-		shelfPath:    map[string]fileKey{},
-		readers:      newReaders(readersMax),
-		scanNow:      make(chan struct{}, 1),
-		keepRaw:      opts.KeepRaw,
-		enrich:       opts.Enricher,
-		enrichedOnly: opts.EnrichedOnly,
+		cfg:       cfg,
+		sinks:     ss,
+		log:       opts.Log,
+		reg:       reg,
+		budget:    newBudget(int64(cfg.MaxInFlightBytes)),
+		open:      map[fileKey]*harvester{},
+		pathRefs:  map[string]int{},
+		shelf:     map[fileKey]*shelved{},
+		shelfPath: map[string]fileKey{},
+		readers:   newReaders(readersMax),
+		scanNow:   make(chan struct{}, 1),
+		keepRaw:   opts.KeepRaw,
 	}
+	a.enrich, a.enrichedOnly = opts.Enricher, opts.EnrichedOnly
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
 		if t.IsZero() {
