@@ -143,7 +143,8 @@
 // points to decoded; maxminddb's Verify is stricter than the format and
 // refuses the real ip-location-db files), an empty trusted_proxies with a
 // client_ip_header (nothing would ever be walked) and negative sizes.
-// Bind names the key whose variable the log_format does
-// not write (client_ip_header). After start, enrichment never fails a
-// line: what cannot be computed is left out.
+// Config.Check names client_ip_header for a format that does not log it;
+// validate fails when no input does (an input that does not is enriched as
+// lines without the header, as nginx would). After start, enrichment never
+// fails a line: what cannot be computed is left out.
 package enrich

@@ -61,30 +61,32 @@ type Binding struct {
 	remote, header, ua int
 }
 
-// Bind finds the variables the enricher reads in p's format. It fails,
-// naming enrich.client_ip_header, when the header is set and the format
-// does not log it. A format without $remote_addr gives no client_ip or
-// geo; one without $http_user_agent gives no ua.
-func (e *Enricher) Bind(p *parser.Parser) (*Binding, error) { return e.cfg.bind(p) }
+// Bind finds the variables the enricher reads in p's format. A format
+// that does not log client_ip_header is enriched as lines without the
+// header (client_ip is remote_addr, as with nginx), one without
+// $remote_addr gets no client_ip or geo, one without $http_user_agent no
+// ua; Config.Check tells which (validate requires at least one input to
+// log the header).
+func (e *Enricher) Bind(p *parser.Parser) (*Binding, error) { return e.cfg.bind(p), nil }
 
-// Check is Bind's check of a format without an Enricher (for validate).
+// Check reports, naming enrich.client_ip_header, when the header is set
+// and p's format does not log it.
 func (c *Config) Check(p *parser.Parser) error {
-	_, err := c.bind(p)
-	return err
+	if v := c.HeaderVariable(); v != "" && c.bind(p).header < 0 {
+		return fmt.Errorf("enrich.client_ip_header = %q: the log_format does not log $%s", c.ClientIPHeader, v)
+	}
+	return nil
 }
 
-func (c *Config) bind(p *parser.Parser) (*Binding, error) {
+func (c *Config) bind(p *parser.Parser) *Binding {
 	b := &Binding{p: p, remote: p.FieldIndex("remote_addr"), header: -1, ua: -1}
 	if v := c.HeaderVariable(); v != "" {
 		b.header = p.FieldIndex(v)
-		if b.header < 0 {
-			return nil, fmt.Errorf("enrich.client_ip_header = %q: the log_format does not log $%s", c.ClientIPHeader, v)
-		}
 	}
 	if c.UAEnabled() {
 		b.ua = p.FieldIndex("http_user_agent")
 	}
-	return b, nil
+	return b
 }
 
 // State is one harvester's scratch space; not safe for concurrent use.

@@ -310,10 +310,26 @@ func TestValidate(t *testing.T) {
 		}
 	}
 
-	e := mustNew(t, Config{ClientIPHeader: "x_real_ip", TrustedProxies: []string{"10.0.0.0/8"}})
+	// A format without the header: Check names the key; Bind enriches its
+	// lines as lines without the header (client_ip is remote_addr, even
+	// from a trusted peer, as nginx).
+	cfg := Config{ClientIPHeader: "x_real_ip", TrustedProxies: []string{"10.0.0.0/8"}}
 	p, _ := parser.Compile("combined", parser.Options{})
-	if _, err := e.Bind(p); err == nil || !strings.Contains(err.Error(), "enrich.client_ip_header") {
-		t.Errorf("Bind of a format without the header: %v", err)
+	if err := cfg.Check(p); err == nil || !strings.Contains(err.Error(), "enrich.client_ip_header") {
+		t.Errorf("Check of a format without the header: %v", err)
+	}
+	e := mustNew(t, cfg)
+	b, err := e.Bind(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 5 "-" "-"`)
+	var r parser.Result
+	if _, err := p.Parse(nil, line, parser.Meta{}, &r); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(e.Append(nil, b, &State{}, line, &r)); got != `,"client_ip":"10.0.0.5"` {
+		t.Errorf("format without the header: %s", got)
 	}
 }
 

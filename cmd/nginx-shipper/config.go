@@ -137,6 +137,9 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
+	// [enrich]: at least one input must log client_ip_header (a typo
+	// would otherwise walk nothing); the others are enriched as lines
+	// without the header, as nginx would (client_ip is remote_addr).
 	if c.Enrich != nil {
 		errs = nil
 		for i, p := range parsers {
@@ -144,7 +147,9 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("inputs[%d]: %w", i, err))
 			}
 		}
-		return errors.Join(errs...)
+		if len(errs) == len(parsers) {
+			return errors.Join(errs...)
+		}
 	}
 	return nil
 }

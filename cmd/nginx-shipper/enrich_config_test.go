@@ -32,6 +32,16 @@ user_agent = true
 	if c.Enrich == nil || !c.Enrich.UAEnabled() || c.Enrich.ReloadInterval.Duration <= 0 {
 		t.Fatalf("[enrich] not decoded with defaults: %+v", c.Enrich)
 	}
+	// One input logs the header, another does not: valid (the other is
+	// enriched as lines without the header).
+	two := strings.Replace(ok, "[sinks.kafka]", "[[inputs]]\npaths = [\"/var/log/nginx/b.log\"]\nformat = \"combined\"\n[sinks.kafka]", 1)
+	if _, err := ParseConfig("t.toml", []byte(two)); err != nil {
+		t.Errorf("one of two inputs logs client_ip_header: %v", err)
+	}
+	none := strings.Replace(two, `format = "main"`, `format = "combined"`, 1)
+	if _, err := ParseConfig("t.toml", []byte(none)); err == nil || !strings.Contains(err.Error(), "inputs[1]: enrich.client_ip_header") {
+		t.Errorf("no input logs client_ip_header: %v", err)
+	}
 	if c, err := ParseConfig("t.toml", []byte(baseConfig)); err != nil || c.Enrich != nil {
 		t.Fatalf("without [enrich]: %v, %+v", err, c.Enrich)
 	}
