@@ -26,8 +26,9 @@ type Enricher struct {
 
 	gen atomic.Pointer[generation]
 
-	reloadMu sync.Mutex        // one CheckReload at a time
+	reloadMu sync.Mutex        // one CheckReload at a time, and Close
 	failed   map[string]fileID // identity of a replacement that failed to open, per key
+	closed   bool              // under reloadMu
 }
 
 // New opens the databases and builds the enricher; errors are Validate's.
@@ -215,6 +216,9 @@ func (e *Enricher) Run(ctx context.Context) {
 func (e *Enricher) CheckReload() bool {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	if e.closed {
+		return false
+	}
 	cur := e.gen.Load()
 	next := *cur
 	changed := false
@@ -263,6 +267,11 @@ func (e *Enricher) CheckReload() bool {
 
 // Close releases the databases. No Append may run during or after it.
 func (e *Enricher) Close() error {
-	e.gen.Load().close()
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if !e.closed {
+		e.closed = true
+		e.gen.Load().close()
+	}
 	return nil
 }

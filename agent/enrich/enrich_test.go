@@ -368,6 +368,16 @@ func TestReload(t *testing.T) {
 	if g := geoOf(t, e, "81.2.69.1"); g["city"] != "Manchester" {
 		t.Fatalf("after a corrupt replacement: %v", g)
 	}
+	// After Close, a replacement is not opened.
+	defer func() {
+		e.Close()
+		enrichtest.WriteDB(t, dir, "City.mmdb", "GeoLite2-City", []enrichtest.Network{
+			{CIDR: "81.2.69.0/24", Rec: enrichtest.CityRecord("GB", "United Kingdom", "", "Leeds", 53.8, -1.55)},
+		})
+		if e.CheckReload() {
+			t.Error("CheckReload after Close swapped in a database")
+		}
+	}()
 	// Deleted (mid-rename): kept.
 	os.Remove(path)
 	if e.CheckReload() {
