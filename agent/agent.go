@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,13 @@ type Options struct {
 	// AvroOnly (with Avro): no sink wants the JSON, so lines are matched
 	// and encoded in Avro only and Event.Value is empty.
 	AvroOnly bool
+	// Enricher, when set ([enrich]), adds client_ip, geo and ua: each
+	// parsed event also gets Event.Enriched (agent/enrich).
+	Enricher *enrich.Enricher
+	// EnrichedOnly: no sink wants the original events (no Kafka
+	// enriched_topic, S3 enriched or off), so Event.Value is the enriched
+	// event itself (made in place, no copy) and Event.Enriched is nil.
+	EnrichedOnly bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -49,6 +57,7 @@ type input struct {
 	// schemaErrors counts parsed lines whose event does not fit its Avro
 	// schema (Options.Avro).
 	schemaErrors prometheus.Counter
+	enrich       *enrich.Binding // nil without [enrich]
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -69,6 +78,11 @@ type Agent struct {
 	avroOnly bool
 	ops      *streamOps      // see health.go
 	sendCtx  context.Context // see Run
+
+	// [enrich] (agent/enrich): nil without it; enrichedOnly is
+	// Options.EnrichedOnly.
+	enrich       *enrich.Enricher
+	enrichedOnly bool
 
 	mu      sync.Mutex
 	open    map[fileKey]*harvester
@@ -167,6 +181,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		avro:        opts.Avro,
 		avroOnly:    opts.Avro && opts.AvroOnly,
 	}
+	a.enrich, a.enrichedOnly = opts.Enricher, opts.EnrichedOnly
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
 		if t.IsZero() {
@@ -196,6 +211,13 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 			longLines:    a.m.longLines.WithLabelValues(l),
 			schemaErrors: a.m.schemaErrors.WithLabelValues(l),
 		})
+		if opts.Enricher != nil {
+			b, err := opts.Enricher.Bind(parsers[i])
+			if err != nil {
+				return nil, fmt.Errorf("inputs[%d]: %w", i, err)
+			}
+			a.inputs[i].enrich = b
+		}
 	}
 	return a, nil
 }

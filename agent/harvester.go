@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,7 @@ type harvester struct {
 	log   *slog.Logger
 	meta  parser.Meta
 	res   parser.Result
+	est   enrich.State // the enricher's scratch space ([enrich])
 	lines prometheus.Counter
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
@@ -493,6 +495,11 @@ func (h *harvester) add(line []byte, start int64) {
 	} else {
 		fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
 		sp.val1 = len(fl.arena)
+		// [enrich] (agent/enrich) before Avro: in place it rewrites the
+		// end of the arena, where the JSON still is.
+		if err == nil && h.in.enrich != nil {
+			h.enrich(fl, &sp, line)
+		}
 		// Avro (issue #13): the Kafka sink's value_format = "avro" wants
 		// the same event in the Confluent wire format, from the same match.
 		if err == nil && h.a.avro {
@@ -569,6 +576,22 @@ func (h *harvester) parseAvro(fl *flight, sp *span, line []byte) (parseErr, sche
 	return nil, nil
 }
 
+// enrich adds [enrich]'s fields (agent/enrich) to the event just parsed
+// at the end of the arena: in place when no sink needs the original
+// (Options.EnrichedOnly), else as a copy after it (Event.Enriched).
+func (h *harvester) enrich(fl *flight, sp *span, line []byte) {
+	en := h.a.enrich
+	if h.a.enrichedOnly {
+		fl.arena = en.Append(fl.arena[:sp.val1-1], h.in.enrich, &h.est, line, &h.res) // before its '}'
+		fl.arena = append(fl.arena, '}')
+		sp.val1 = len(fl.arena)
+		return
+	}
+	sp.enr0 = len(fl.arena)
+	fl.arena = en.AppendEvent(fl.arena, fl.arena[sp.val0:sp.val1], h.in.enrich, &h.est, line, &h.res)
+	sp.enr1 = len(fl.arena)
+}
+
 // addLong adds the head of a too-long line as a dead-letter event.
 func (h *harvester) addLong(head []byte, start int64) {
 	fl := h.batch()
@@ -603,6 +626,9 @@ func (h *harvester) flush(ctx context.Context) bool {
 		}
 		if ev.Err == nil {
 			ev.Value = fl.arena[sp.val0:sp.val1:sp.val1]
+			if sp.enr1 > sp.enr0 {
+				ev.Enriched = fl.arena[sp.enr0:sp.enr1:sp.enr1]
+			}
 		}
 		if sp.key1 > sp.key0 {
 			ev.Key = fl.arena[sp.key0:sp.key1:sp.key1]

@@ -195,6 +195,7 @@ type env struct {
 	stopF context.CancelFunc
 	done  chan error
 	logs  *syncBuf
+	opts  Options // Log and KeyField are set by start
 }
 
 type syncBuf struct {
@@ -313,7 +314,10 @@ func (e *env) startWith(reg prometheus.Registerer) {
 	for i, s := range e.sinks {
 		ss[i] = s
 	}
-	a, err := New(e.cfg, e.ins, ss, Options{Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), KeyField: "remote_addr", Registerer: reg})
+	opts := e.opts
+	opts.Log, opts.KeyField = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), "remote_addr"
+	opts.Registerer = reg
+	a, err := New(e.cfg, e.ins, ss, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -64,6 +64,11 @@ type Event struct {
 	// newline. It is nil when Err is set, and empty when the agent was told
 	// no sink wants it (only the Kafka sink, in Avro: see Avro).
 	Value []byte
+	// Enriched is Value with the [enrich] fields (client_ip, geo, ua)
+	// added before its closing brace; nil without [enrich] or when Err is
+	// set. Sinks send it instead of, or (Kafka enriched_topic) besides,
+	// Value.
+	Enriched []byte
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte
 	// Raw is the line as read, without its newline. When Truncated is set it

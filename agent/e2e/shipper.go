@@ -43,6 +43,8 @@ type Config struct {
 
 	Kafka *KafkaSink // nil: no [sinks.kafka]
 	S3    *S3Sink    // nil: no [sinks.s3]
+	// Enrich is the body of an [enrich] table; "" for none.
+	Enrich string
 }
 
 // KafkaSink is [sinks.kafka].
@@ -55,6 +57,7 @@ type KafkaSink struct {
 	// ValueFormat and RegistryURL: value_format and
 	// [sinks.kafka.schema_registry] url (issue #13); "" leaves them out.
 	ValueFormat, RegistryURL string
+	EnrichedTopic            string // "" for none
 }
 
 // S3Sink is [sinks.s3].
@@ -119,6 +122,7 @@ func (c *Config) Render() string {
 		if k.RegistryURL != "" {
 			fmt.Fprintf(&b, "\n[sinks.kafka.schema_registry]\nurl = %s\n", q(k.RegistryURL))
 		}
+		kv("enriched_topic", k.EnrichedTopic)
 	}
 	if s := c.S3; s != nil {
 		fmt.Fprintf(&b, "\n[sinks.s3]\nforce_path_style = true\n")
@@ -130,6 +134,9 @@ func (c *Config) Render() string {
 			fmt.Fprintf(&b, "batch_max_bytes = %d\n", s.BatchMaxBytes)
 		}
 		kv("batch_max_age", s.BatchMaxAge)
+	}
+	if c.Enrich != "" {
+		fmt.Fprintf(&b, "\n[enrich]\n%s\n", c.Enrich)
 	}
 	return b.String()
 }

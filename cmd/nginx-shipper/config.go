@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
 )
@@ -25,6 +26,8 @@ type Config struct {
 	Agent  agent.Config        `toml:"agent"`
 	Inputs []agent.InputConfig `toml:"inputs"`
 	Sinks  SinksConfig         `toml:"sinks"`
+	// Enrich is the [enrich] table; its presence turns enrichment on.
+	Enrich *enrich.Config `toml:"enrich"`
 }
 
 // SinksConfig is the [sinks] table: a sink is enabled by its table's
@@ -98,6 +101,9 @@ func (c *Config) Defaults() {
 		c.Sinks.Kafka.Defaults()
 		c.Sinks.Kafka.Hostname = c.Agent.Hostname
 	}
+	if c.Enrich != nil {
+		c.Enrich.Defaults()
+	}
 	if c.Sinks.S3 != nil {
 		c.Sinks.S3.Defaults()
 		c.Sinks.S3.SpoolDir = filepath.Join(c.Agent.DataDir, "spool", "s3")
@@ -122,11 +128,43 @@ func (c *Config) Validate() error {
 	if c.S3Enabled() {
 		errs = append(errs, c.Sinks.S3.Validate())
 	}
+	if c.Enrich != nil {
+		errs = append(errs, c.Enrich.Validate())
+		if c.kafkaAvro() {
+			// The enriched stream's Avro schema (the original's plus the
+			// nullable enrichment fields) is not built yet.
+			errs = append(errs, errors.New(`sinks.kafka.value_format: "avro" with [enrich] is not supported yet (the enriched events have no Avro schema); use "json", or turn [enrich] off`))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, err := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
-	return err
+	parsers, err := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
+	if err != nil {
+		return err
+	}
+	// [enrich]: at least one input must log client_ip_header (a typo
+	// would otherwise walk nothing); the others are enriched as lines
+	// without the header, as nginx would (client_ip is remote_addr).
+	if c.Enrich != nil {
+		errs = nil
+		for i, p := range parsers {
+			if err := c.Enrich.Check(p); err != nil {
+				errs = append(errs, fmt.Errorf("inputs[%d]: %w", i, err))
+			}
+		}
+		if len(errs) == len(parsers) {
+			return errors.Join(errs...)
+		}
+	}
+	return nil
+}
+
+// wantsOriginals reports whether, with [enrich], a sink also takes the
+// original events: Kafka with enriched_topic, or S3 with enriched = false.
+func (c *Config) wantsOriginals() bool {
+	return c.KafkaEnabled() && c.Sinks.Kafka.EnrichedTopic != "" ||
+		c.S3Enabled() && c.Sinks.S3.Enriched != nil && !*c.Sinks.S3.Enriched
 }
 
 // KeyField is the event field used as the Kafka key, "" without Kafka.

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
@@ -175,6 +176,9 @@ type pipeline struct {
 	agent *agent.Agent
 	sinks []sinks.Sink
 	cfg   *Config
+	// [enrich]: the enricher and the stop of its database reload loop.
+	enricher   *enrich.Enricher
+	stopEnrich context.CancelFunc
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) error {
@@ -318,16 +322,49 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 		ss = append(ss, s)
 	}
+	var en *enrich.Enricher
+	if cfg.Enrich != nil {
+		var err error
+		if en, err = enrich.New(*cfg.Enrich, d.log.With("component", "enrich")); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
 		KeepRaw: cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
 		Avro:    cfg.kafkaAvro(),
 		// Kafka in Avro is the only sink: the JSON is not needed.
-		AvroOnly: cfg.kafkaAvro() && !cfg.S3Enabled(),
+		AvroOnly:     cfg.kafkaAvro() && !cfg.S3Enabled(),
+		Enricher:     en,
+		EnrichedOnly: !cfg.wantsOriginals(),
 	})
 	if err != nil {
 		closeAll()
+		if en != nil {
+			en.Close()
+		}
 		return nil, err
+	}
+	stopEnrich := func() {}
+	if en != nil {
+		ectx, cancel := context.WithCancel(ctx)
+		stopEnrich = cancel
+		go en.Run(ectx)
+		for _, c := range []struct {
+			cache, result string
+			v             func(enrich.CacheStats) uint64
+		}{
+			{"ua", "hit", func(s enrich.CacheStats) uint64 { return s.UAHits }},
+			{"ua", "miss", func(s enrich.CacheStats) uint64 { return s.UAMisses }},
+			{"geo", "hit", func(s enrich.CacheStats) uint64 { return s.GeoHits }},
+			{"geo", "miss", func(s enrich.CacheStats) uint64 { return s.GeoMisses }},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nginx_shipper_enrich_cache_lookups_total", ConstLabels: prometheus.Labels{"cache": c.cache, "result": c.result},
+				Help: "[enrich] cache lookups: user agents (ua) and geo records (geo, since the databases were last loaded), by hit or miss.",
+			}, func() float64 { return float64(c.v(en.Stats())) }))
+		}
 	}
 	// Start-up checks: a sink that cannot be reached is logged loudly, not
 	// fatal: the sinks wait and retry, and nothing is read faster than they
@@ -359,7 +396,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
+	p := &pipeline{agent: a, sinks: ss, cfg: cfg, enricher: en, stopEnrich: stopEnrich}
 	d.mu.Lock()
 	d.reg, d.pipe = reg, p
 	d.mu.Unlock()
@@ -379,6 +416,10 @@ func (d *daemon) stop(p *pipeline, cfg *Config) error {
 	}
 	if err := p.agent.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if p.enricher != nil {
+		p.stopEnrich()
+		p.enricher.Close()
 	}
 	if len(errs) > 0 {
 		d.log.Warn("shutdown incomplete; what was not delivered is read again at the next start", "err", errors.Join(errs...))

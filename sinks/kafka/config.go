@@ -51,6 +51,10 @@ type Config struct {
 	// RawTopic, when set, also receives every parsed line as read, keyed like
 	// the event ("original and enriched"). Off ("") by default.
 	RawTopic string `toml:"raw_topic"`
+	// EnrichedTopic, when set and [enrich] is on, receives every parsed
+	// event with its enrichment (client_ip, geo, ua) while topic keeps the
+	// original; "" (default): topic carries the enriched events.
+	EnrichedTopic string `toml:"enriched_topic"`
 	// Partitioner is sticky (default: murmur2 of the key like the Java
 	// client, sticky batches for records without a key), uniform_bytes
 	// (KIP-480: key hashing, keyless records switch partition every
@@ -217,6 +221,10 @@ func (c *Config) Validate() error {
 	checkTopic("topic", c.Topic)
 	checkTopic("dead_letter_topic", c.DeadLetterTopic)
 	checkTopic("raw_topic", c.RawTopic)
+	checkTopic("enriched_topic", c.EnrichedTopic)
+	if c.EnrichedTopic != "" && (c.EnrichedTopic == c.Topic || c.EnrichedTopic == c.RawTopic || c.EnrichedTopic == c.DeadLetterTopic) {
+		bad("enriched_topic", "must differ from sinks.kafka.topic, raw_topic and dead_letter_topic")
+	}
 	if c.DeadLetterTopic != "" && c.DeadLetterTopic == c.Topic {
 		bad("dead_letter_topic", "must differ from sinks.kafka.topic, so bad lines never reach the consumers of parsed events")
 	}

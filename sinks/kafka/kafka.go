@@ -232,6 +232,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		schemaID = id
 	}
 	dlq, raw := s.cfg.DeadLetterTopic != "", s.cfg.RawTopic != ""
+	enr := s.cfg.EnrichedTopic != "" // [enrich]: the enriched events also go there
 	var nrecs, nbytes int64
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -241,12 +242,17 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 				nrecs++
 				nbytes += int64(min(max(len(ev.Raw), len(ev.Value)), s.dlqMax))
 			}
-		case raw:
-			nrecs += 2
-			nbytes += int64(len(s.value(ev)) + len(ev.Raw) + 2*len(ev.Key))
 		default:
 			nrecs++
 			nbytes += int64(len(s.value(ev)) + len(ev.Key))
+			if raw {
+				nrecs++
+				nbytes += int64(len(ev.Raw) + len(ev.Key))
+			}
+			if enr && ev.Enriched != nil {
+				nrecs++
+				nbytes += int64(len(ev.Enriched) + len(ev.Key))
+			}
 		}
 	}
 	grantedRecs, grantedBytes, err := s.budget.acquire(ctx, nrecs, nbytes)
@@ -309,12 +315,17 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		rs.rec.Value = s.value(ev)
 		if s.avro {
 			frame(ev.Avro, schemaID)
+		} else if ev.Enriched != nil && !enr {
+			rs.rec.Value = ev.Enriched // [enrich] without enriched_topic: topic carries enriched events
 		}
 		rs.rec.Timestamp = ev.Time
 		rs.rec.Headers = st.headers(rs.hdrs[:0])
-		rs.left.Store(1)
+		// The event is Done when every record made from it is acknowledged:
+		// rs owns the count (left) of its raw and enriched records too.
+		var rr, re *recState
+		left := int32(1)
 		if raw {
-			rr := &st.recs[ri]
+			rr = &st.recs[ri]
 			ri++
 			rr.reset(st, ev)
 			rr.role = roleRaw
@@ -324,12 +335,29 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			rr.rec.Value = ev.Raw
 			rr.rec.Timestamp = ev.Time
 			rr.rec.Headers = st.headers(rr.hdrs[:0])
-			rs.left.Store(2)
-			s.cl.Produce(context.Background(), &rs.rec, s.promise)
-			s.cl.Produce(context.Background(), &rr.rec, s.promise)
-			continue
+			left++
 		}
+		if enr && ev.Enriched != nil {
+			re = &st.recs[ri]
+			ri++
+			re.reset(st, ev)
+			re.role = roleEnriched
+			re.join = rs
+			re.rec.Topic = s.cfg.EnrichedTopic
+			re.rec.Key = ev.Key
+			re.rec.Value = ev.Enriched
+			re.rec.Timestamp = ev.Time
+			re.rec.Headers = st.headers(re.hdrs[:0])
+			left++
+		}
+		rs.left.Store(left)
 		s.cl.Produce(context.Background(), &rs.rec, s.promise)
+		if rr != nil {
+			s.cl.Produce(context.Background(), &rr.rec, s.promise)
+		}
+		if re != nil {
+			s.cl.Produce(context.Background(), &re.rec, s.promise)
+		}
 	}
 	if counted > 0 {
 		s.m.invalid.WithLabelValues("counted").Add(float64(counted))
@@ -430,7 +458,7 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 	}
 	ev := rs.ev
 	switch rs.role {
-	case roleMain, roleRaw:
+	case roleMain, roleRaw, roleEnriched:
 		if s.cfg.DeadLetterTopic != "" {
 			rs.cause = err
 			rs.causeTopic = r.Topic
@@ -587,11 +615,12 @@ func (s *Sink) Close(ctx context.Context) error {
 
 // Record roles.
 const (
-	roleMain    uint8 = iota // the parsed event, to topic
-	roleRaw                  // the line as read, to raw_topic
-	roleInvalid              // a line that did not parse, to dead_letter_topic
-	roleReroute              // a rejected main/raw record's line, to dead_letter_topic
-	roleSchema               // a parsed line whose event does not fit its Avro schema, to dead_letter_topic
+	roleMain     uint8 = iota // the parsed event, to topic
+	roleRaw                   // the line as read, to raw_topic
+	roleInvalid               // a line that did not parse, to dead_letter_topic
+	roleReroute               // a rejected main/raw record's line, to dead_letter_topic
+	roleSchema                // a parsed line whose event does not fit its Avro schema, to dead_letter_topic
+	roleEnriched              // the enriched event ([enrich]), to enriched_topic
 )
 
 // batchState is the sink's state for one batch it took. It is pooled: its

@@ -346,13 +346,17 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			added += int64(len(rec) + 1)
 			continue
 		}
-		if len(ev.Value) == 0 {
+		val := ev.Value
+		if ev.Enriched != nil && (s.cfg.Enriched == nil || *s.cfg.Enriched) {
+			val = ev.Enriched // [enrich] on and sinks.s3.enriched
+		}
+		if len(val) == 0 {
 			continue
 		}
 		p := s.partition(kindEvents, tmpl, input, ev.Time)
-		p.vals = append(p.vals, ev.Value)
-		p.bytes += int64(len(ev.Value) + 1)
-		added += int64(len(ev.Value) + 1)
+		p.vals = append(p.vals, val)
+		p.bytes += int64(len(val) + 1)
+		added += int64(len(val) + 1)
 	}
 	if len(s.acks) == 0 {
 		s.pendSince = time.Now()
