@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,13 @@ type Options struct {
 	// AvroOnly (with Avro): no sink wants the JSON, so lines are matched
 	// and encoded in Avro only and Event.Value is empty.
 	AvroOnly bool
+	// Enricher, when set ([enrich]), adds client_ip, geo and ua: each
+	// parsed event also gets Event.Enriched (agent/enrich).
+	Enricher *enrich.Enricher
+	// EnrichedOnly: no sink wants the original events (no Kafka
+	// enriched_topic, S3 enriched or off), so Event.Value is the enriched
+	// event itself (made in place, no copy) and Event.Enriched is nil.
+	EnrichedOnly bool
 }
 
 // input is a compiled [[inputs]] entry.
@@ -49,6 +57,7 @@ type input struct {
 	// schemaErrors counts parsed lines whose event does not fit its Avro
 	// schema (Options.Avro).
 	schemaErrors prometheus.Counter
+	enrich       *enrich.Binding // nil without [enrich]
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -67,13 +76,21 @@ type Agent struct {
 	keepRaw  bool
 	avro     bool
 	avroOnly bool
-	acked    []prometheus.Counter // per sink, in a.sinks order
-	sendCtx  context.Context      // see Run
+	ops      *streamOps      // see health.go
+	sendCtx  context.Context // see Run
 
-	mu       sync.Mutex
-	open     map[fileKey]*harvester
-	opening  int            // slots taken by files being opened
-	pathRefs map[string]int // open harvesters per path (their metric series)
+	// [enrich] (agent/enrich): nil without it; enrichedOnly is
+	// Options.EnrichedOnly.
+	enrich       *enrich.Enricher
+	enrichedOnly bool
+
+	mu      sync.Mutex
+	open    map[fileKey]*harvester
+	opening int // slots taken by files being opened
+	// openingKeys are the files being opened: two openers of one file (a
+	// scan and a slot's admission) would read it twice.
+	openingKeys map[fileKey]bool
+	pathRefs    map[string]int // open harvesters per path (their metric series)
 	// shelf: files known but not open (parked or queued), see slots.go.
 	shelf     map[fileKey]*shelved
 	shelfPath map[string]fileKey // the shelved file last seen at a path
@@ -120,7 +137,7 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 	var errs []error
 	out := make([]*parser.Parser, len(ins))
 	for i := range ins {
-		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, readFile)
+		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, ins[i].Location(), readFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
 			continue
@@ -148,21 +165,23 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		return nil, err
 	}
 	a := &Agent{
-		cfg:       cfg,
-		sinks:     ss,
-		log:       opts.Log,
-		reg:       reg,
-		budget:    newBudget(int64(cfg.MaxInFlightBytes)),
-		open:      map[fileKey]*harvester{},
-		pathRefs:  map[string]int{},
-		shelf:     map[fileKey]*shelved{},
-		shelfPath: map[string]fileKey{},
-		readers:   newReaders(readersMax),
-		scanNow:   make(chan struct{}, 1),
-		keepRaw:   opts.KeepRaw,
-		avro:      opts.Avro,
-		avroOnly:  opts.Avro && opts.AvroOnly,
+		cfg:         cfg,
+		sinks:       ss,
+		log:         opts.Log,
+		reg:         reg,
+		budget:      newBudget(int64(cfg.MaxInFlightBytes)),
+		open:        map[fileKey]*harvester{},
+		pathRefs:    map[string]int{},
+		openingKeys: map[fileKey]bool{},
+		shelf:       map[fileKey]*shelved{},
+		shelfPath:   map[string]fileKey{},
+		readers:     newReaders(readersMax),
+		scanNow:     make(chan struct{}, 1),
+		keepRaw:     opts.KeepRaw,
+		avro:        opts.Avro,
+		avroOnly:    opts.Avro && opts.AvroOnly,
 	}
+	a.enrich, a.enrichedOnly = opts.Enricher, opts.EnrichedOnly
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
 		if t.IsZero() {
@@ -173,8 +192,11 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 	if corrupt != "" {
 		a.m.checkpointCorrupt.Set(1)
 	}
-	for _, s := range ss {
-		a.acked = append(a.acked, a.m.acked.WithLabelValues(s.Name()))
+	a.m.addSinks(ss)
+	a.ops = &streamOps{m: a.m, dl: &deadLetters{dir: filepath.Join(cfg.DataDir, "dead-letter"), m: a.m}}
+	a.ops.retry = a.retry
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newFileCollector(a))
 	}
 	for i, in := range ins {
 		name := "custom"
@@ -189,6 +211,13 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 			longLines:    a.m.longLines.WithLabelValues(l),
 			schemaErrors: a.m.schemaErrors.WithLabelValues(l),
 		})
+		if opts.Enricher != nil {
+			b, err := opts.Enricher.Bind(parsers[i])
+			if err != nil {
+				return nil, fmt.Errorf("inputs[%d]: %w", i, err)
+			}
+			a.inputs[i].enrich = b
+		}
 	}
 	return a, nil
 }
@@ -222,6 +251,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cpT := time.NewTicker(a.cfg.CheckpointInterval.Duration)
 	defer cpT.Stop()
 	for {
+		a.heartbeat()
 		select {
 		case <-ctx.Done():
 			a.wg.Wait()
@@ -302,6 +332,10 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.noteGeneration(busyH, path, k)
 		return
 	}
+	if a.openingKeys[k] {
+		a.mu.Unlock()
+		return
+	}
 	var movedFrom fileKey
 	moved := false
 	if pk, ok := a.shelfPath[path]; ok && pk != k {
@@ -334,7 +368,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		return
 	}
 	a.mu.Lock()
-	if a.open[k] != nil || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
+	if a.open[k] != nil || a.openingKeys[k] || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
 		a.mu.Unlock()
 		return
 	}
@@ -357,10 +391,12 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.unshelveLocked(sh)
 	}
 	a.opening++
+	a.openingKeys[k] = true
 	a.mu.Unlock()
 	a.openFile(ctx, in, path, initial, rotated, sh)
 	a.mu.Lock()
 	a.opening--
+	delete(a.openingKeys, k)
 	a.mu.Unlock()
 }
 
@@ -432,11 +468,12 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 
 	h := &harvester{
 		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
-		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format},
+		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format, Topic: in.cfg.Topic, S3Prefix: in.cfg.S3Prefix},
 		log:      a.log.With("path", path, "inode", k.Ino),
 		meta:     parser.Meta{Host: a.cfg.Hostname, File: path},
 		lastSize: -1,
 		s:        s,
+		ml:       newJoiner(in),
 	}
 	a.mu.Lock()
 	if _, busy := a.open[k]; busy {
@@ -502,6 +539,13 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 			}
 			if info.Size() <= e.Offset {
 				found = true // fully read already
+				break
+			}
+			if de.Name() == filepath.Base(e.Path) {
+				// Not rotated: under its name, the scan reads it (it
+				// may have given its slot up already; taking it for a
+				// rotated file held a slot for minutes).
+				found = true
 				break
 			}
 			a.log.Info("found a file rotated while the agent was down", "checkpoint_path", e.Path, "now", filepath.Join(dir, de.Name()))
@@ -589,11 +633,6 @@ func (a *Agent) inputFor(path string) *input {
 	return nil
 }
 
-func (a *Agent) newStream(e *entry) *stream {
-	s := newStream(a.reg, e, a.log.With("path", e.Path), a.release)
-	return s
-}
-
 func (a *Agent) getFlight(src *sinks.Source) *flight {
 	fl := a.flights.get()
 	fl.b.Reset(src)
@@ -605,13 +644,7 @@ func (a *Agent) getFlight(src *sinks.Source) *flight {
 // release is called once per flight, in order, after every sink finished it.
 func (a *Agent) release(fl *flight) {
 	n := len(fl.b.Events)
-	if fl.err == nil {
-		for _, c := range a.acked {
-			c.Add(float64(n))
-		}
-	} else {
-		a.m.sinkErrors.WithLabelValues("any").Add(float64(n))
-	}
+	a.countDone(fl)
 	a.m.inFlight.Sub(float64(n))
 	a.budget.release(fl.cost)
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
@@ -644,8 +677,10 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 	if len(fl.b.Events) == 0 {
 		return true
 	}
-	for _, sk := range a.sinks {
+	for si, sk := range a.sinks {
 		if err := sk.Send(ctx, &fl.b); err != nil {
+			a.sendFailed(si, len(fl.b.Events))
+			err = sinks.Failed(sk.Name(), err)
 			for i := range fl.b.Events {
 				fl.b.Events[i].Done(err)
 			}

@@ -182,6 +182,33 @@ type InputConfig struct {
 	Format   string   `toml:"format"`    // built-in name, "nginx.conf:PATH:NAME", or a log_format string
 	Escape   string   `toml:"escape"`    // default | json | none
 	ReadFrom string   `toml:"read_from"` // beginning | end
+
+	// Timezone is the zone of error.log times, which carry none: "Local"
+	// (default) or an IANA name ("Europe/Berlin", "UTC").
+	Timezone string `toml:"timezone"`
+	// Topic and S3Prefix override sinks.kafka.topic and sinks.s3.prefix for
+	// this input's events ("": the sink's). Dead-letter records keep the
+	// shared dead_letter_topic and dead_letter_prefix.
+	Topic    string `toml:"topic"`
+	S3Prefix string `toml:"s3_prefix"`
+	// MultilineMaxBytes and MultilineTimeout bound an event of a format
+	// with continuation lines (error): its lines are joined up to this
+	// many bytes, and a last event whose next line has not come is handed
+	// on after this long.
+	MultilineMaxBytes int      `toml:"multiline_max_bytes"`
+	MultilineTimeout  Duration `toml:"multiline_timeout"`
+}
+
+// Location returns the input's timezone; call after Validate.
+func (c *InputConfig) Location() *time.Location {
+	if c.Timezone == "" || c.Timezone == "Local" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
 }
 
 // Defaults fills zero values with defaults.
@@ -191,6 +218,15 @@ func (c *InputConfig) Defaults() {
 	}
 	if c.ReadFrom == "" {
 		c.ReadFrom = "beginning"
+	}
+	if c.Timezone == "" {
+		c.Timezone = "Local"
+	}
+	if c.MultilineMaxBytes == 0 {
+		c.MultilineMaxBytes = 64 << 10
+	}
+	if c.MultilineTimeout.Duration == 0 {
+		c.MultilineTimeout.Duration = time.Second
 	}
 }
 
@@ -223,6 +259,17 @@ func (c *InputConfig) Validate(i int) error {
 	case "beginning", "end":
 	default:
 		bad("read_from", "must be beginning or end, got %q", c.ReadFrom)
+	}
+	if c.Timezone != "Local" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" {
+			bad("timezone", "%q is not \"Local\" or an IANA time zone name (e.g. \"Europe/Berlin\", \"UTC\")", c.Timezone)
+		}
+	}
+	if c.MultilineMaxBytes < 256 {
+		bad("multiline_max_bytes", "must be at least 256, got %d", c.MultilineMaxBytes)
+	}
+	if c.MultilineTimeout.Duration <= 0 {
+		bad("multiline_timeout", "must be positive, got %s", c.MultilineTimeout.Duration)
 	}
 	return errors.Join(errs...)
 }

@@ -43,6 +43,17 @@
 // down (named like a live file plus "." or "-", changed since the last
 // checkpoint) are read too.
 //
+// Continuation lines (multiline.go): in a format that has them (error.log),
+// a line without a date continues the previous event. The harvester keeps
+// an event's lines unconsumed in its buffer until the line after them
+// starts an event (or multiline_timeout passed, or multiline_max_bytes
+// would be exceeded), then parses them as one line: log_offset is the
+// first line's, and a batch's End, hence the checkpoint, covers the lines
+// only once their event is in it.
+//
+// Routing: each file's sinks.Source carries its input's topic and
+// s3_prefix; the sinks use them instead of their own topic and prefix.
+//
 // # Thousands of files
 //
 // At most max_open_files files are open at once, each with its harvester
@@ -87,8 +98,26 @@
 // its batches. When a batch completes, the stream advances the file's
 // checkpoint entry to the end of the longest run of completed batches at the
 // head of the queue: the highest contiguous offset acknowledged by every
-// sink. A batch that a sink failed for good stops the stream's checkpoint
-// there; its lines are read again after a restart, never skipped.
+// sink. A batch that a sink failed for good (the sinks retry what can be
+// retried; what they fail is for good) is appended, fsynced, to
+// data_dir/dead-letter/YYYY-MM-DD.jsonl by a goroutine of its own (never in
+// the sink's callback) and then counts as completed: the checkpoint moves
+// on, and the error log names the file, the sink and the cause. Only when
+// that write fails too, or the sinks were closed under the batch (shutdown),
+// does the stream's checkpoint stop there: its lines are read again after a
+// restart, never skipped. A stopped ("blocked") stream stays visible.
+//
+// # What is visible (health.go)
+//
+// A stream with batches pending, or blocked, is in the agent's set of live
+// streams; per-file series (nginx_shipper_file_unacked_bytes,
+// _file_ack_wait_seconds, _file_blocked), Files() and /readyz are read from
+// that set at scrape time, so the reader's path pays nothing for them. The
+// per-path counters of the readers are deleted when the last reader of the
+// path ends. Per-sink acknowledged and failed counts are the sinks' own
+// (sinks.Counts). The main loop's heartbeat (Heartbeat) feeds the systemd
+// watchdog: it goes round every scan_interval and checkpoint_interval
+// whatever the sinks do.
 //
 // The checkpoint file (data_dir/checkpoints.json) is written every
 // checkpoint_interval and at shutdown: temp file, fsync, rename, fsync of

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
@@ -12,7 +13,7 @@ import (
 // compiles it. When the format fixes its own escape= (nginx.conf, a pasted
 // directive, the built-in json), that escape is used; an input escape that
 // says otherwise is an error, since nginx would not write what it expects.
-func compileFormat(spec, escape string, keyField string, readFile func(string) ([]byte, error)) (*parser.Parser, string, error) {
+func compileFormat(spec, escape string, keyField string, loc *time.Location, readFile func(string) ([]byte, error)) (*parser.Parser, string, error) {
 	esc, err := parser.ParseEscape(escape)
 	if err != nil {
 		return nil, "", err
@@ -27,9 +28,9 @@ func compileFormat(spec, escape string, keyField string, readFile func(string) (
 		}
 		esc = fesc
 	}
-	p, err := parser.Compile(format, parser.Options{Escape: esc, KeyField: keyField})
+	p, err := parser.Compile(format, parser.Options{Escape: esc, KeyField: keyField, Timezone: loc})
 	if err != nil && keyField != "" {
-		if q, qerr := parser.Compile(format, parser.Options{Escape: esc}); qerr == nil {
+		if q, qerr := parser.Compile(format, parser.Options{Escape: esc, Timezone: loc}); qerr == nil {
 			return nil, "", fmt.Errorf("the Kafka record key field %q (sinks.kafka.key) is not in this format; set sinks.kafka.key to one of %v, or to \"\" for no key",
 				keyField, q.Fields())
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,9 +50,11 @@ type harvester struct {
 	log   *slog.Logger
 	meta  parser.Meta
 	res   parser.Result
+	est   enrich.State // the enricher's scratch space ([enrich])
 	lines prometheus.Counter
 	bytes prometheus.Counter
 	lagG  prometheus.Gauge
+	ml    *joiner // joins continuation lines (multiline.go); nil for formats without
 
 	nParsed int // lines parsed since the counter was last added to
 
@@ -238,6 +241,13 @@ func (h *harvester) run(ctx context.Context) {
 			h.flush(ctx)
 			return
 		}
+		if h.ml.due() && h.hold(ctx) { // an event waited multiline_timeout for its next line (multiline.go)
+			if len(h.buf) > 0 {
+				h.consumeCounted()
+			} else {
+				h.readOnce(ctx) // read again: the buffer was given back
+			}
+		}
 		// At the end of the file. A partly filled batch waits up to
 		// linger for more lines, so that a steady trickle is handed on
 		// in a few batches a second rather than one per poll: every
@@ -275,6 +285,13 @@ func (h *harvester) run(ctx context.Context) {
 		// scan queues the file again when it grows.
 		if h.mayPark() && h.parkNow(ctx, false) {
 			return
+		}
+		// A rotated file is idle from its rotation on at the earliest:
+		// nginx writes on to it until it reopens its logs, however long it
+		// was quiet before (it was let go at once, and the lines written
+		// after the rename were lost: TestDeletedFileReadToItsEndThenReleased).
+		if h.rotated && time.Since(h.rotatedAt) < idle {
+			idle = time.Since(h.rotatedAt)
 		}
 		if h.rotated && idle >= h.a.cfg.RotateWait.Duration {
 			h.finishRotated(ctx)
@@ -328,7 +345,7 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 // end and idle (its name no longer leads to it), and so does one whose
 // too-long line is being skipped.
 func (h *harvester) mayPark() bool {
-	return h.a.slotsWanted() && !h.rotated && !h.discard
+	return h.a.slotsWanted() && !h.rotated && !h.discard && !h.ml.waiting() // an event waiting for its next line goes first (multiline.go)
 }
 
 // parkNow hands the batch on and parks the file (see Agent.park); queue
@@ -425,6 +442,13 @@ func (h *harvester) consume() int {
 		}
 		line := data[pos : pos+i]
 		start := h.offset + int64(pos)
+		if h.ml != nil { // continuation lines join their event (multiline.go)
+			end, n, ok := h.ml.extent(data, pos, pos+i, start)
+			if !ok {
+				break // the event may go on: its lines stay in buf
+			}
+			line, i, lines = data[pos:end], end-pos, lines+n-1
+		}
 		pos += i + 1
 		lines++
 		if len(line) > maxLine {
@@ -471,6 +495,11 @@ func (h *harvester) add(line []byte, start int64) {
 	} else {
 		fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
 		sp.val1 = len(fl.arena)
+		// [enrich] (agent/enrich) before Avro: in place it rewrites the
+		// end of the arena, where the JSON still is.
+		if err == nil && h.in.enrich != nil {
+			h.enrich(fl, &sp, line)
+		}
 		// Avro (issue #13): the Kafka sink's value_format = "avro" wants
 		// the same event in the Confluent wire format, from the same match.
 		if err == nil && h.a.avro {
@@ -547,6 +576,22 @@ func (h *harvester) parseAvro(fl *flight, sp *span, line []byte) (parseErr, sche
 	return nil, nil
 }
 
+// enrich adds [enrich]'s fields (agent/enrich) to the event just parsed
+// at the end of the arena: in place when no sink needs the original
+// (Options.EnrichedOnly), else as a copy after it (Event.Enriched).
+func (h *harvester) enrich(fl *flight, sp *span, line []byte) {
+	en := h.a.enrich
+	if h.a.enrichedOnly {
+		fl.arena = en.Append(fl.arena[:sp.val1-1], h.in.enrich, &h.est, line, &h.res) // before its '}'
+		fl.arena = append(fl.arena, '}')
+		sp.val1 = len(fl.arena)
+		return
+	}
+	sp.enr0 = len(fl.arena)
+	fl.arena = en.AppendEvent(fl.arena, fl.arena[sp.val0:sp.val1], h.in.enrich, &h.est, line, &h.res)
+	sp.enr1 = len(fl.arena)
+}
+
 // addLong adds the head of a too-long line as a dead-letter event.
 func (h *harvester) addLong(head []byte, start int64) {
 	fl := h.batch()
@@ -581,6 +626,9 @@ func (h *harvester) flush(ctx context.Context) bool {
 		}
 		if ev.Err == nil {
 			ev.Value = fl.arena[sp.val0:sp.val1:sp.val1]
+			if sp.enr1 > sp.enr0 {
+				ev.Enriched = fl.arena[sp.enr0:sp.enr1:sp.enr1]
+			}
 		}
 		if sp.key1 > sp.key0 {
 			ev.Key = fl.arena[sp.key0:sp.key1:sp.key1]
@@ -656,6 +704,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.buf = h.buf[:0]
 	h.tail = 0
 	h.discard = false
+	h.ml.reset()
 	h.offset = 0
 	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
 	e.FP, e.FPLen, _ = fingerprint(h.f, size)
@@ -668,12 +717,21 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 // finishRotated hands on a last line without newline (nginx never writes
 // one; a full disk might) and lets the file go.
 func (h *harvester) finishRotated(ctx context.Context) {
+	if h.ml != nil {
+		h.ml.force = true // the events waiting for a next line are complete (multiline.go)
+	}
 	if h.end() > h.offset && !h.discard && h.hold(ctx) {
 		for {
 			if n, _ := h.readOnce(ctx); n <= 0 {
 				break
 			}
 		}
+	}
+	for h.ml != nil && h.full() { // what a full batch left in buf
+		if !h.flush(ctx) {
+			return
+		}
+		h.consumeCounted()
 	}
 	if len(h.buf) > 0 && !h.discard {
 		line := h.buf

@@ -1,21 +1,40 @@
 package agent
 
 import (
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
 
 // metrics are the agent's own Prometheus metrics. Sinks register theirs.
 type metrics struct {
-	linesRead     *prometheus.CounterVec // path
-	bytesRead     *prometheus.CounterVec // path
-	eventsParsed  *prometheus.CounterVec // input
-	parseErrors   *prometheus.CounterVec // input
-	schemaErrors  *prometheus.CounterVec // input
-	longLines     *prometheus.CounterVec // input
-	rotations     *prometheus.CounterVec // path, kind
-	lag           *prometheus.GaugeVec   // path
-	acked         *prometheus.CounterVec // sink
-	sinkErrors    *prometheus.CounterVec // sink
+	linesRead    *prometheus.CounterVec // path
+	bytesRead    *prometheus.CounterVec // path
+	eventsParsed *prometheus.CounterVec // input
+	parseErrors  *prometheus.CounterVec // input
+	schemaErrors *prometheus.CounterVec // input
+	longLines    *prometheus.CounterVec // input
+	rotations    *prometheus.CounterVec // path, kind
+	lag          *prometheus.GaugeVec   // path
+	// sinkCounts are each sink's acknowledged and failed events (in
+	// a.sinks order), exported as events_acked_total and
+	// sink_errors_total; ownCounts are those the agent keeps itself, for
+	// sinks that keep none (all or nothing per batch).
+	sinkCounts   []*sinks.Counts
+	sinkNames    []string
+	ownCounts    map[int]*sinks.Counts
+	deadLettered *prometheus.CounterVec // sink
+	eventToAck   *runHistogram
+	readToAck    prometheus.Histogram
+
+	filesMu       sync.Mutex
+	files         map[string]int // readers per path, for deleting its series
 	inFlight      prometheus.Gauge
 	inFlightBytes prometheus.Gauge
 	openFiles     prometheus.Gauge
@@ -51,10 +70,14 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 			Help: "Rotations seen: kind is rename, delete or truncate."}, []string{"path", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "file_lag_bytes",
 			Help: "Bytes between the read position and the end of the file."}, []string{"path"}),
-		acked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_acked_total",
-			Help: "Events a sink acknowledged (durably accepted)."}, []string{"sink"}),
-		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sink_errors_total",
-			Help: "Events a sink failed for good (their lines are not checkpointed)."}, []string{"sink"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_lettered_events_total",
+			Help: "Events a sink failed for good that were written to data_dir/dead-letter/ (the checkpoint moved past them), by the sink that failed."}, []string{"sink"}),
+		eventToAck: newRunHistogram(ns+"_event_ack_latency_seconds",
+			"From a line's own timestamp (the event time nginx wrote) to the moment every sink acknowledged it.",
+			prometheus.ExponentialBuckets(0.01, 2, 18)), // 10ms .. ~22min
+		readToAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "read_ack_latency_seconds",
+			Help:    "From reading a batch's first line to the moment every sink acknowledged the batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}), // 1ms .. ~9min
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_events",
 			Help: "Events read and not yet acknowledged by every sink."}),
 		inFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight_bytes",
@@ -83,10 +106,49 @@ func newMetrics(reg prometheus.Registerer, checkpointAge func() float64) *metric
 	}
 	if reg != nil {
 		reg.MustRegister(m.linesRead, m.bytesRead, m.eventsParsed, m.parseErrors, m.schemaErrors, m.longLines, m.rotations, m.lag,
-			m.acked, m.sinkErrors, m.inFlight, m.inFlightBytes, m.openFiles, m.checkpointAge, m.checkpointErr, m.checkpointCorrupt,
+			sinkCountsCollector{m}, m.deadLettered, m.eventToAck, m.readToAck, m.inFlight, m.inFlightBytes, m.openFiles,
+			m.checkpointAge, m.checkpointErr, m.checkpointCorrupt,
 			m.filesWaiting, m.oldestWait, m.slotWait, m.slotReleases, m.shelved, m.unreadLost)
 	}
 	return m
+}
+
+// addSinks sets up the per-sink counts, in ss order.
+func (m *metrics) addSinks(ss []sinks.Sink) {
+	m.ownCounts = map[int]*sinks.Counts{}
+	for i, s := range ss {
+		m.sinkNames = append(m.sinkNames, s.Name())
+		if c, ok := s.(sinks.Counter); ok {
+			m.sinkCounts = append(m.sinkCounts, c.Counts())
+			continue
+		}
+		c := &sinks.Counts{}
+		m.ownCounts[i] = c
+		m.sinkCounts = append(m.sinkCounts, c)
+	}
+}
+
+var (
+	ackedDesc = prometheus.NewDesc("nginx_shipper_events_acked_total",
+		"Events the sink acknowledged (durably accepted), counted by the sink itself.", []string{"sink"}, nil)
+	sinkErrorsDesc = prometheus.NewDesc("nginx_shipper_sink_errors_total",
+		"Events the sink failed (for good: dead-lettered or blocking; or refused while closing).", []string{"sink"}, nil)
+)
+
+// sinkCountsCollector exports each sink's Counts.
+type sinkCountsCollector struct{ m *metrics }
+
+func (c sinkCountsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ackedDesc
+	ch <- sinkErrorsDesc
+}
+
+func (c sinkCountsCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, sc := range c.m.sinkCounts {
+		acked, failed := sc.Load()
+		ch <- prometheus.MustNewConstMetric(ackedDesc, prometheus.CounterValue, float64(acked), c.m.sinkNames[i])
+		ch <- prometheus.MustNewConstMetric(sinkErrorsDesc, prometheus.CounterValue, float64(failed), c.m.sinkNames[i])
+	}
 }
 
 // forgetPath removes the per-file series of path (no harvester has it open
@@ -98,4 +160,73 @@ func (m *metrics) forgetPath(path string) {
 	m.bytesRead.DeleteLabelValues(path)
 	m.lag.DeleteLabelValues(path)
 	m.rotations.DeletePartialMatch(prometheus.Labels{"path": path})
+}
+
+// observeAck records the latencies of a flight every sink acknowledged:
+// read to acknowledgement once, and each event's own time to
+// acknowledgement.
+func (m *metrics) observeAck(fl *flight, now time.Time) {
+	if !fl.readAt.IsZero() {
+		m.readToAck.Observe(now.Sub(fl.readAt).Seconds())
+	}
+	// nginx's times have a resolution of a second (or a millisecond):
+	// the events of a batch come in runs of equal times, each observed
+	// once with its count.
+	evs := fl.b.Events
+	for i := 0; i < len(evs); {
+		t := evs[i].Time
+		j := i + 1
+		for j < len(evs) && evs[j].Time.Equal(t) {
+			j++
+		}
+		if !t.IsZero() {
+			m.eventToAck.observeN(max(now.Sub(t).Seconds(), 0), uint64(j-i))
+		}
+		i = j
+	}
+}
+
+// runHistogram is a Prometheus histogram that takes a value with a count
+// (client_golang's takes one value at a time): the latency of a batch's
+// events, most of which share their time, costs one observation per run.
+type runHistogram struct {
+	desc   *prometheus.Desc
+	upper  []float64
+	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sum    atomic.Uint64   // float64 bits
+	count  atomic.Uint64
+}
+
+func newRunHistogram(name, help string, buckets []float64) *runHistogram {
+	return &runHistogram{
+		desc:   prometheus.NewDesc(name, help, nil, nil),
+		upper:  buckets,
+		counts: make([]atomic.Uint64, len(buckets)+1),
+	}
+}
+
+// observeN records n observations of v.
+func (h *runHistogram) observeN(v float64, n uint64) {
+	i := sort.SearchFloat64s(h.upper, v) // first bucket with upper >= v
+	h.counts[i].Add(n)
+	h.count.Add(n)
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v*float64(n))) {
+			return
+		}
+	}
+}
+
+func (h *runHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *runHistogram) Collect(ch chan<- prometheus.Metric) {
+	buckets := make(map[float64]uint64, len(h.upper))
+	var cum uint64
+	for i, u := range h.upper {
+		cum += h.counts[i].Load()
+		buckets[u] = cum
+	}
+	count := cum + h.counts[len(h.upper)].Load()
+	ch <- prometheus.MustNewConstHistogram(h.desc, count, math.Float64frombits(h.sum.Load()), buckets)
 }

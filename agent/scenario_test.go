@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
 
@@ -24,21 +26,26 @@ import (
 type recSink struct {
 	name string
 
-	mu      sync.Mutex
-	seqs    map[int]int
-	lowSeq  int           // every seq below it was delivered
-	invalid []sinks.Event // copies, Raw copied
-	sent    int
-	batches int // Send calls with events
-	maxN    int // most events in one batch
-	maxB    int // most value bytes in one batch
-	hold    bool
-	held    []*sinks.Batch
-	failOn  func(seq int) bool // Done(err) for these
-	onEvent func(*sinks.Event) // sees every valid event, in Send
-	delay   time.Duration      // per batch, to make the reader lag
-	acking  sync.WaitGroup     // acknowledgements in progress
+	mu        sync.Mutex
+	seqs      map[int]int
+	lowSeq    int           // every seq below it was delivered
+	invalid   []sinks.Event // copies, Raw copied
+	sent      int
+	batches   int // Send calls with events
+	maxN      int // most events in one batch
+	maxB      int // most value bytes in one batch
+	hold      bool
+	held      []*sinks.Batch
+	failOn    func(seq int) bool         // Done(err) for these
+	failBatch func(b *sinks.Batch) error // Done(that error) for the whole batch when not nil
+	onEvent   func(*sinks.Event)         // sees every valid event, in Send
+	delay     time.Duration              // per batch, to make the reader lag
+	acking    sync.WaitGroup             // acknowledgements in progress
+	counts    sinks.Counts               // as a real sink keeps them
 }
+
+// Counts implements sinks.Counter.
+func (s *recSink) Counts() *sinks.Counts { return &s.counts }
 
 func newRecSink(name string) *recSink { return &recSink{name: name, seqs: map[int]int{}} }
 
@@ -69,6 +76,10 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 	s.maxN = max(s.maxN, len(b.Events))
 	nb := 0 // value bytes
 	var errs []error
+	var batchErr error
+	if s.failBatch != nil {
+		batchErr = s.failBatch(b)
+	}
 	for i := range b.Events {
 		ev := &b.Events[i]
 		nb += len(ev.Value)
@@ -87,7 +98,9 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 				s.onEvent(ev)
 			}
 			if s.failOn != nil && s.failOn(seq) {
-				err = fmt.Errorf("injected failure for seq %d", seq)
+				err = sinks.Failed(s.name, fmt.Errorf("injected failure for seq %d", seq))
+			} else if batchErr != nil {
+				err = batchErr
 			} else {
 				s.seqs[seq]++
 				for s.seqs[s.lowSeq] > 0 {
@@ -112,6 +125,11 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 			time.Sleep(delay) // load shaping (a slow sink), not synchronisation
 		}
 		for i := range b.Events {
+			if errs[i] != nil {
+				s.counts.Failed(1)
+			} else {
+				s.counts.Acked(1)
+			}
 			b.Events[i].Done(errs[i])
 		}
 	}()
@@ -124,6 +142,7 @@ func (s *recSink) release() {
 	s.held, s.hold = nil, false
 	s.mu.Unlock()
 	for _, b := range held {
+		s.counts.Acked(len(b.Events))
 		b.DoneAll(nil)
 	}
 }
@@ -176,6 +195,7 @@ type env struct {
 	stopF context.CancelFunc
 	done  chan error
 	logs  *syncBuf
+	opts  Options // Log and KeyField are set by start
 }
 
 type syncBuf struct {
@@ -285,13 +305,19 @@ func (e *env) copytruncate(to string) {
 	}
 }
 
-func (e *env) start() {
+func (e *env) start() { e.startWith(nil) }
+
+// startWith starts the agent with its metrics registered with reg (nil: none).
+func (e *env) startWith(reg prometheus.Registerer) {
 	e.t.Helper()
 	ss := make([]sinks.Sink, len(e.sinks))
 	for i, s := range e.sinks {
 		ss[i] = s
 	}
-	a, err := New(e.cfg, e.ins, ss, Options{Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), KeyField: "remote_addr"})
+	opts := e.opts
+	opts.Log, opts.KeyField = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), "remote_addr"
+	opts.Registerer = reg
+	a, err := New(e.cfg, e.ins, ss, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -698,28 +724,137 @@ func TestGarbageAndBinaryLinesAreDeadLettered(t *testing.T) {
 	}
 }
 
-func TestFailedDeliveryIsNotCheckpointed(t *testing.T) {
+// TestFailedForGoodIsDeadLettered: a sink fails a line for good; the
+// batch goes to data_dir/dead-letter/ (naming the file, the sink and the
+// cause) and the checkpoint moves past it, so a restart does not send
+// everything since again. Per-sink counts tell which sink failed.
+func TestFailedForGoodIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
-	var mu sync.Mutex
-	failed := true
-	e.sinks[1].failOn = func(seq int) bool { mu.Lock(); defer mu.Unlock(); return failed && seq == 70 }
-	e.start()
+	e.sinks[1].failOn = func(seq int) bool { return seq == 70 }
+	reg := prometheus.NewRegistry()
+	e.startWith(reg)
 	e.write(0, 50)
 	e.waitDelivered(50)
 	e.waitCheckpoint(e.log, e.size("access.log"))
 	e.write(50, 100)
-	e.waitFor("later lines", func() bool { return e.sinks[1].count(99) == 1 })
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	e.stop()
+
+	ents, _ := filepath.Glob(filepath.Join(e.data, "dead-letter", "*.jsonl"))
+	if len(ents) != 1 {
+		t.Fatalf("dead-letter files %v, want one", ents)
+	}
+	b, _ := os.ReadFile(ents[0])
+	var found bool
+	n := 0
+	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var r deadLetterRecord
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatalf("dead-letter line %q: %v", l, err)
+		}
+		n++
+		if r.Path != e.log || r.Sink != "b" || !strings.Contains(r.Error, "injected failure for seq 70") {
+			t.Fatalf("dead-letter record %s: want path %s, sink b, the cause", l, e.log)
+		}
+		if seqOf(r.Event) == 70 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("seq 70 is not in the dead-letter file:\n%s", b)
+	}
+	if got := gathered(t, reg, "nginx_shipper_dead_lettered_events_total", "sink", "b"); got != float64(n) {
+		t.Errorf("dead_lettered_events_total{sink=b} = %v, want %d", got, n)
+	}
+	if got := gathered(t, reg, "nginx_shipper_sink_errors_total", "sink", "b"); got != 1 {
+		t.Errorf("sink_errors_total{sink=b} = %v, want 1", got)
+	}
+	if got := gathered(t, reg, "nginx_shipper_sink_errors_total", "sink", "a"); got != 0 {
+		t.Errorf("sink_errors_total{sink=a} = %v, want 0", got)
+	}
+	if a, b := gathered(t, reg, "nginx_shipper_events_acked_total", "sink", "a"), gathered(t, reg, "nginx_shipper_events_acked_total", "sink", "b"); a != 100 || b != 99 {
+		t.Errorf("events_acked_total a=%v b=%v, want 100 and 99", a, b)
+	}
+	if !strings.Contains(e.logs.String(), "dead_letter_file=") || !strings.Contains(e.logs.String(), "sink=b") {
+		t.Errorf("no error log naming the sink and the dead-letter file:\n%s", e.logs.String())
+	}
+	// A restart sends nothing again.
+	before := e.sinks[0].count(10)
+	e.sinks[1].failOn = nil
+	e.start()
+	e.write(100, 110)
+	e.waitFor("lines after the restart", func() bool { return e.sinks[0].count(109) == 1 && e.sinks[1].count(109) == 1 })
+	if got := e.sinks[0].count(10); got != before {
+		t.Errorf("seq 10 delivered %d times after the restart, was %d", got, before)
+	}
+}
+
+// TestBlockedWhenDeadLetterFails: the dead-letter directory cannot be
+// written; the file's checkpoint stops before the failed batch, and that is
+// visible: nginx_shipper_file_blocked, Files() and an error log naming the
+// file, the sink and the cause. After a restart the lines are sent again.
+func TestBlockedWhenDeadLetterFails(t *testing.T) {
+	e := newEnv(t)
+	os.MkdirAll(e.data, 0o755)
+	if err := os.WriteFile(filepath.Join(e.data, "dead-letter"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	failed := true
+	e.sinks[1].failOn = func(seq int) bool { mu.Lock(); defer mu.Unlock(); return failed && seq == 70 }
+	reg := prometheus.NewRegistry()
+	e.startWith(reg)
+	e.write(0, 100)
+	e.waitFor("the file blocked", func() bool {
+		return gathered(t, reg, "nginx_shipper_file_blocked", "path", e.log) == 1
+	})
+	fs := e.a.Files()
+	if len(fs) != 1 || fs[0].Path != e.log || !strings.Contains(fs[0].Blocked, "seq 70") || fs[0].UnackedBytes <= 0 {
+		t.Fatalf("Files() = %+v, want %s blocked with unacked bytes", fs, e.log)
+	}
+	if got := gathered(t, reg, "nginx_shipper_file_unacked_bytes", "path", e.log); got != float64(fs[0].UnackedBytes) {
+		t.Errorf("file_unacked_bytes = %v, Files says %d", got, fs[0].UnackedBytes)
+	}
+	l := e.logs.String()
+	if !strings.Contains(l, "could not be dead-lettered") || !strings.Contains(l, "sink=b") || !strings.Contains(l, "path="+e.log) {
+		t.Errorf("no error log naming the file, the sink and the cause:\n%s", l)
+	}
 	e.stop()
 	cp := e.checkpoint()[e.log]
 	data, _ := os.ReadFile(e.log)
 	if s := seqOf(data[cp:]); s == -1 || s > 70 {
-		t.Fatalf("checkpoint %d (at seq %d) is past the line a sink failed (70)", cp, s)
+		t.Fatalf("checkpoint %d (at seq %d) is past the line that was neither delivered nor dead-lettered (70)", cp, s)
 	}
 	mu.Lock()
 	failed = false
 	mu.Unlock()
 	e.start()
 	e.waitDelivered(100)
+}
+
+// gathered is the value of the series name{k=v} in reg (0 when absent).
+func gathered(t *testing.T, reg *prometheus.Registry, name, k, v string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, lp := range m.Label {
+				if lp.GetName() == k && lp.GetValue() == v {
+					if m.Counter != nil {
+						return m.Counter.GetValue()
+					}
+					return m.Gauge.GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestBackpressureBoundsInFlight(t *testing.T) {
@@ -875,5 +1010,91 @@ func TestBatchesStayWithinTheirLimits(t *testing.T) {
 			t.Errorf("sink %s: at most %d events per batch from a backlog; batches are not being filled", s.name, maxN)
 		}
 		t.Logf("sink %s: %d batches, at most %d events and %d value bytes", s.name, batches, maxN, maxB)
+	}
+}
+
+// TestFileSeriesGoWithTheFile: a file let go (idle past close_inactive)
+// leaves no per-file series behind, and nothing unread; the latency
+// histograms saw every line.
+func TestFileSeriesGoWithTheFile(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.CloseInactive.Duration = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	e.startWith(reg)
+	e.write(0, 100)
+	e.waitDelivered(100)
+	e.waitFor("lines_read_total of the file", func() bool {
+		return gathered(t, reg, "nginx_shipper_lines_read_total", "path", e.log) == 100
+	})
+	e.waitFor("the file let go and its series deleted", func() bool {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.Metric {
+				for _, lp := range m.Label {
+					if lp.GetName() == "path" {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+	var events, batches uint64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "nginx_shipper_event_ack_latency_seconds":
+			events = mf.Metric[0].Histogram.GetSampleCount()
+		case "nginx_shipper_read_ack_latency_seconds":
+			batches = mf.Metric[0].Histogram.GetSampleCount()
+		case "nginx_shipper_released_unread_bytes_total":
+			if v := mf.Metric[0].Counter.GetValue(); v != 0 {
+				t.Errorf("released_unread_bytes_total = %v, want 0", v)
+			}
+		}
+	}
+	if events != 100 || batches == 0 {
+		t.Errorf("event_ack_latency_seconds saw %d events (want 100), read_ack_latency_seconds %d batches", events, batches)
+	}
+}
+
+// TestRetriableFailureIsSentAgain: a sink fails a batch retriably
+// (sinks.ErrRetriable, as the S3 sink does when its spool cannot be
+// written); the agent sends it again to that sink alone until it takes it:
+// nothing is dead-lettered, the other sink gets each line once, and the
+// checkpoint reaches the end of the file.
+func TestRetriableFailureIsSentAgain(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	fails := 0
+	e.sinks[1].failBatch = func(b *sinks.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range b.Events {
+			if seqOf(b.Events[i].Value) == 70 && fails < 3 {
+				fails++
+				return sinks.Failed("b", fmt.Errorf("spool: %w: disk full", sinks.ErrRetriable))
+			}
+		}
+		return nil
+	}
+	e.start()
+	e.write(0, 100)
+	e.waitDelivered(100)
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	mu.Lock()
+	n := fails
+	mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d failed attempts, want 3", n)
+	}
+	if d := e.dups(100); d != 0 {
+		t.Errorf("%d duplicates: the retry went to the sink that had taken the batch", d)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(e.data, "dead-letter", "*")); len(ents) != 0 {
+		t.Errorf("dead-letter files %v for a retriable failure", ents)
+	}
+	if !strings.Contains(e.logs.String(), "sending them to it again") {
+		t.Errorf("no log of the retry:\n%s", e.logs.String())
 	}
 }

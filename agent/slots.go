@@ -115,12 +115,18 @@ func (a *Agent) admit(ctx context.Context) {
 		}
 		waited := time.Since(sh.queuedAt)
 		a.unshelveLocked(sh)
+		if a.open[sh.key] != nil || a.openingKeys[sh.key] {
+			a.mu.Unlock()
+			continue // opened meanwhile
+		}
 		a.opening++
+		a.openingKeys[sh.key] = true
 		a.mu.Unlock()
 		a.m.slotWait.Observe(waited.Seconds())
 		a.openShelved(ctx, sh)
 		a.mu.Lock()
 		a.opening--
+		delete(a.openingKeys, sh.key)
 		a.mu.Unlock()
 	}
 }

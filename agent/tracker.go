@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -13,7 +14,7 @@ import (
 
 // span locates an event's bytes in its flight's arena while the batch is
 // being built (the arena may move as it grows).
-type span struct{ raw0, raw1, val0, val1, key0, key1, avro0, avro1 int }
+type span struct{ raw0, raw1, val0, val1, key0, key1, avro0, avro1, enr0, enr1 int }
 
 // flight is a batch on its way: the sinks' Batch plus the arena its events'
 // bytes live in and its place in its stream.
@@ -24,8 +25,11 @@ type flight struct {
 	cost  int64 // bytes charged to the in-flight budget
 	s     *stream
 
-	done bool  // every sink called Done for every event
-	err  error // the first error a sink reported
+	done         bool      // every sink called Done for every event
+	err          error     // the first error a sink reported
+	deadLettered bool      // failed for good and handed to the dead-letter file
+	retries      int       // times sent again to a sink that failed it retriably
+	readAt       time.Time // when the flight was taken for its first line
 
 	onDone func(*sinks.Batch, error) // fl.complete, bound once
 }
@@ -83,9 +87,12 @@ func (p *flightPool) get() *flight {
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
 		p.bytes -= flightSize(fl)
+		fl.readAt = p.lastGet
 		return fl
 	}
-	return newFlight()
+	fl := newFlight()
+	fl.readAt = p.lastGet
+	return fl
 }
 
 func (p *flightPool) put(fl *flight) {
@@ -115,23 +122,37 @@ func (fl *flight) complete(_ *sinks.Batch, err error) { fl.s.complete(fl, err) }
 
 // stream orders the flights of one reading of one file and advances its
 // checkpoint entry to the end of the longest prefix of flights that every
-// sink acknowledged. A flight that failed (a sink gave up on an event) stops
-// the stream's checkpoint for good: the lines will be read again after a
-// restart, never skipped.
+// sink acknowledged.
+//
+// A flight a sink failed retriably (sinks.ErrRetriable: the S3 spool could
+// not be written) is sent again to that sink alone, with backoff, until it
+// succeeds or the agent stops; the checkpoint waits for it meanwhile (its
+// wait shows in nginx_shipper_file_ack_wait_seconds). A flight a sink
+// failed for good (the sinks retry what can be retried themselves: Kafka
+// every retriable error, S3 every upload) goes to the agent's dead-letter file (data_dir/dead-letter/) and then
+// counts as acknowledged: the checkpoint moves on. A flight failed because
+// the sinks were closed (shutdown, reload) stops the checkpoint before it:
+// its lines are read again at the next start. So does a failed flight whose
+// dead-letter write failed; that stream is then "blocked" (metric, /readyz,
+// an alert), never silently.
 type stream struct {
 	reg     *Registry
 	e       *entry
 	log     *slog.Logger
 	release func(*flight) // returns budget and recycles the flight
+	ops     *streamOps    // nil: no dead-letter path, no metrics (unit tests)
 
 	mu    sync.Mutex
 	q     []*flight
 	stuck error
 	idle  chan struct{} // closed and replaced when q becomes empty
+	sent  int64         // end of the last flight pushed
+	acked int64         // end of the last flight the checkpoint passed; -1 before the first
+	live  bool          // in ops.live (flights pending or stuck)
 }
 
 func newStream(reg *Registry, e *entry, log *slog.Logger, release func(*flight)) *stream {
-	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{})}
+	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{}), acked: -1}
 }
 
 // settled reports whether none of the stream's batches is in flight.
@@ -144,16 +165,48 @@ func (s *stream) settled() bool {
 // push appends fl, in read order, before it is handed to the sinks.
 func (s *stream) push(fl *flight) {
 	fl.s = s
-	fl.done, fl.err = false, nil
+	fl.done, fl.err, fl.deadLettered, fl.retries = false, nil, false, 0
 	s.mu.Lock()
 	s.q = append(s.q, fl)
+	if s.acked < 0 {
+		s.acked = fl.b.Start
+	}
+	s.sent = fl.b.End
+	join := s.ops != nil && !s.live
+	s.live = s.live || join
 	s.mu.Unlock()
+	if join {
+		s.ops.join(s)
+	}
 }
 
 // complete marks fl acknowledged and advances the checkpoint over every
 // acknowledged flight at the head of the queue. Called from sink goroutines
-// (Kafka promises, the S3 committer); it never blocks on them.
+// (Kafka promises, the S3 committer); it never blocks on them: a flight to
+// dead-letter is written by a goroutine of its own, which completes it.
 func (s *stream) complete(fl *flight, err error) {
+	if err != nil && s.ops != nil && s.ops.retry != nil && errors.Is(err, sinks.ErrRetriable) && forGood(err) {
+		go s.ops.retry(fl, err)
+		return
+	}
+	if err != nil && s.ops != nil && s.ops.dl != nil && forGood(err) && !fl.deadLettered {
+		fl.deadLettered = true
+		go func() { s.settle(fl, s.ops.dl.write(s, fl, err)) }()
+		return
+	}
+	s.settle(fl, err)
+}
+
+// forGood reports whether err is a sink's failure for good rather than the
+// sinks being closed under the batch (shutdown, reload).
+func forGood(err error) bool {
+	return !errors.Is(err, sinks.ErrClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// settle is complete's second half: fl is done with err (nil: acknowledged
+// by every sink, or dead-lettered).
+func (s *stream) settle(fl *flight, err error) {
+	now := time.Now()
 	s.mu.Lock()
 	fl.done, fl.err = true, err
 	n := 0
@@ -162,13 +215,24 @@ func (s *stream) complete(fl *flight, err error) {
 		h := s.q[n]
 		if h.err != nil && s.stuck == nil {
 			s.stuck = h.err
-			s.log.Error("a sink failed to deliver lines for good; the checkpoint of this file stops before them and they will be read again at the next start",
-				"offset", h.b.Start, "err", h.err)
+			if forGood(h.err) {
+				s.log.Error("a sink failed lines for good and they could not be dead-lettered: the checkpoint of this file stops before them (they are read again at the next start); see nginx_shipper_file_blocked",
+					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+			} else {
+				s.log.Warn("sinks closed before acknowledging lines: the checkpoint stops before them; they are read again at the next start",
+					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+			}
 		}
 		if s.stuck == nil {
 			end = h.b.End
+			if s.ops != nil && !h.deadLettered {
+				s.ops.m.observeAck(h, now)
+			}
 		}
 		n++
+	}
+	if end >= 0 {
+		s.acked = end
 	}
 	popped := append([]*flight(nil), s.q[:n]...)
 	rest := copy(s.q, s.q[n:])
@@ -182,6 +246,10 @@ func (s *stream) complete(fl *flight, err error) {
 		idle = s.idle
 		s.idle = make(chan struct{})
 	}
+	leave := s.live && len(s.q) == 0 && s.stuck == nil
+	if leave {
+		s.live = false
+	}
 	s.mu.Unlock()
 
 	if end >= 0 {
@@ -191,12 +259,31 @@ func (s *stream) complete(fl *flight, err error) {
 			}
 		})
 	}
+	if leave {
+		s.ops.leave(s)
+	}
 	for _, f := range popped {
 		s.release(f)
 	}
 	if idle != nil {
 		close(idle)
 	}
+}
+
+// state is what the stream's metrics and /readyz show: bytes handed to the
+// sinks and not acknowledged, how long the oldest flight has waited, and
+// the error that stopped its checkpoint (nil: none).
+func (s *stream) state(now time.Time) (path string, unacked int64, wait time.Duration, stuck error) {
+	path = s.path()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.q) > 0 {
+		wait = now.Sub(s.q[0].readAt)
+	}
+	if s.acked >= 0 {
+		unacked = s.sent - s.acked
+	}
+	return path, unacked, wait, s.stuck
 }
 
 // budget bounds the bytes in flight. acquire blocks while the budget is
@@ -271,4 +358,12 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// path is the entry's path (the registry's lock guards it: a rename found
+// by a scan updates it).
+func (s *stream) path() string {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	return s.e.Path
 }

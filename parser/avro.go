@@ -103,6 +103,8 @@ func (c *compiled) encodeAvro(dst, line []byte, meta Meta, r *Result) ([]byte, e
 					t, ok = parseMsec(b)
 				case kTimeISO:
 					t, ok = parseTimeISO(b)
+				case kTimeError:
+					t, ok = c.errlog.parseTime(b)
 				default:
 					t, ok = parseTimeLocal(b)
 				}
@@ -191,6 +193,8 @@ func (c *compiled) appendAvroValue(dst []byte, v *variable, b []byte, r *Result)
 		return appendVarlong(dst, n), nil
 	case kNumber, kMsec:
 		return appendDouble(dst, parseDouble(b)), nil
+	case kBool:
+		return append(dst, 1), nil // written only when true, as in JSON
 	case kRequest:
 		dst = c.appendAvroString(dst, b, r)
 		method, uri, proto, ok := splitRequest(b)

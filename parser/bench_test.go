@@ -34,11 +34,15 @@ func BenchmarkParse(b *testing.B) {
 			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for i := 0; i < b.N; i++ {
 				dst, err = p.Parse(dst[:0], line, meta, &r)
 				if err != nil {
 					b.Fatal(err)
 				}
+			}
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(b.N)/cpu.Seconds(), "lines/cpu-s")
 			}
 		})
 	}

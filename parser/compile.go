@@ -6,6 +6,13 @@ import (
 )
 
 var builtins = map[string]string{
+	// error is nginx's error.log (see errorlog.go): not a log_format.
+	"error": errorLogFormat,
+	// ingress_upstreaminfo is the ingress-nginx controller's default
+	// log-format-upstream.
+	"ingress_upstreaminfo": `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
+		`$request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr ` +
+		`$upstream_response_length $upstream_response_time $upstream_status $req_id`,
 	"combined": `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`,
 	"main":     `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`,
 	"json": `{"time":"$time_iso8601","remote_addr":"$remote_addr","remote_user":"$remote_user",` +
@@ -16,23 +23,62 @@ var builtins = map[string]string{
 }
 
 // builtinEscape is the escape a built-in format is always compiled with.
-var builtinEscape = map[string]Escape{"json": EscapeJSON}
+var builtinEscape = map[string]Escape{"json": EscapeJSON, "error": EscapeNone}
 
-// kind is how a variable's value is checked and encoded.
+// kind is how a variable's value is checked and encoded. varKinds below is
+// the one table that says a variable's type; the event schema is derived
+// from the kinds (see kindInfo).
 type kind uint8
 
 const (
-	kString    kind = iota // JSON string, decoded per escape
-	kInt                   // JSON integer
-	kNumber                // JSON number (request_time)
-	kTimeLocal             // 25/Nov/2026:15:04:05 +0000 -> timestamp
-	kTimeISO               // 2026-11-25T15:04:05+00:00 -> timestamp
-	kMsec                  // 1764083045.123 -> timestamp and msec
-	kRequest               // request line -> request, request_method, request_uri, server_protocol
-	kListNum               // upstream timings: array of numbers
-	kListInt               // upstream statuses and lengths: array of integers
-	kListStr               // upstream_addr: array of strings
+	kString      kind = iota // JSON string, decoded per escape
+	kInt                     // JSON integer
+	kNumber                  // JSON number (request_time)
+	kTimeLocal               // 25/Nov/2026:15:04:05 +0000 -> timestamp
+	kTimeISO                 // 2026-11-25T15:04:05+00:00 -> timestamp
+	kMsec                    // 1764083045.123 -> timestamp and msec
+	kRequest                 // request line -> request, request_method, request_uri, server_protocol
+	kListNum                 // upstream timings: array of numbers
+	kListInt                 // upstream statuses and lengths: array of integers
+	kListStr                 // upstream_addr: array of strings (entries hold no space, never end in ',')
+	kToken                   // a string that never holds a space ($remote_addr, $request_id)
+	kCacheStatus             // $upstream_cache_status: MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, HIT
+	kTimeError               // error.log: 2026/11/25 15:04:05 (no zone: Options.Timezone) -> timestamp
+	kLevel                   // error.log level: debug, info, notice, warn, error, crit, alert, emerg
+	kBool                    // JSON true (error.log's truncated); written only when true
 )
+
+// kindInfo says how each kind appears in the event, for the event schema:
+// the JSON type of the value ("string", "integer", "number", "boolean"),
+// the element type of an array ("" for scalars), and the closed set of
+// values of an enumeration (nil for none). Time kinds feed "timestamp", an
+// RFC 3339 string.
+var kindInfo = [...]struct {
+	typ, elem string
+	enum      []string
+}{
+	kString:      {"string", "", nil},
+	kInt:         {"integer", "", nil},
+	kNumber:      {"number", "", nil},
+	kTimeLocal:   {"string", "", nil},
+	kTimeISO:     {"string", "", nil},
+	kMsec:        {"number", "", nil},
+	kRequest:     {"string", "", nil},
+	kListNum:     {"array", "number", nil},
+	kListInt:     {"array", "integer", nil},
+	kListStr:     {"array", "string", nil},
+	kToken:       {"string", "", nil},
+	kCacheStatus: {"string", "", cacheStatuses},
+	kTimeError:   {"string", "", nil},
+	kLevel:       {"string", "", errorLevels},
+	kBool:        {"boolean", "", nil},
+}
+
+// cacheStatuses is $upstream_cache_status's closed set (ngx_http_cache_status).
+var cacheStatuses = []string{"MISS", "BYPASS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED", "HIT"}
+
+// errorLevels are error.log's levels, least severe first.
+var errorLevels = []string{"debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"}
 
 // group is the object a header variable is put in.
 type group uint8
@@ -46,26 +92,65 @@ const (
 
 var groupNames = [...]string{"", "request_headers", "response_headers", "upstream_headers"}
 
+// varKinds types the documented variables of nginx's http and stream
+// modules (ngx_http_core_module, ngx_http_upstream_module,
+// ngx_http_log_module, ngx_stream_core_module, ngx_stream_upstream_module,
+// ngx_http_realip_module, ngx_http_proxy_module, ...). Any variable not
+// listed is a string. Ports, $pid, $limit_rate and the $tcpinfo_ values
+// stay strings: the event contract and peers' consumers read them so.
 var varKinds = map[string]kind{
-	"status":                   kInt,
-	"body_bytes_sent":          kInt,
-	"bytes_sent":               kInt,
-	"request_length":           kInt,
-	"connection":               kInt,
-	"connection_requests":      kInt,
-	"request_time":             kNumber,
-	"msec":                     kMsec,
-	"time_local":               kTimeLocal,
-	"time_iso8601":             kTimeISO,
-	"request":                  kRequest,
+	// integers
+	"status":              kInt, // http and stream
+	"body_bytes_sent":     kInt,
+	"bytes_sent":          kInt, // http and stream
+	"bytes_received":      kInt, // stream
+	"request_length":      kInt,
+	"connection":          kInt, // http and stream
+	"connection_requests": kInt,
+	"connections_active":  kInt, // stub_status
+	"connections_reading": kInt,
+	"connections_writing": kInt,
+	"connections_waiting": kInt,
+	// numbers (seconds with millisecond resolution)
+	"request_time":    kNumber,
+	"session_time":    kNumber, // stream
+	"connection_time": kNumber,
+	// times
+	"msec":         kMsec,
+	"time_local":   kTimeLocal,
+	"time_iso8601": kTimeISO,
+	"request":      kRequest,
+	// upstream lists: one entry per server tried, ", " between servers of
+	// one group and " : " between groups (internal redirects)
 	"upstream_response_time":   kListNum,
 	"upstream_connect_time":    kListNum,
 	"upstream_header_time":     kListNum,
+	"upstream_queue_time":      kListNum,
+	"upstream_first_byte_time": kListNum, // stream
+	"upstream_session_time":    kListNum, // stream
 	"upstream_status":          kListInt,
 	"upstream_response_length": kListInt,
-	"upstream_bytes_received":  kListInt,
-	"upstream_bytes_sent":      kListInt,
-	"upstream_addr":            kListStr,
+	"upstream_bytes_received":  kListInt, // http and stream
+	"upstream_bytes_sent":      kListInt, // http and stream
+	"upstream_addr":            kListStr, // http and stream
+	"upstream_cache_status":    kCacheStatus,
+	// strings that never hold a space: they decide splits of unquoted fields
+	"remote_addr":                kToken, // http and stream
+	"realip_remote_addr":         kToken,
+	"server_addr":                kToken,
+	"proxy_protocol_addr":        kToken,
+	"proxy_protocol_server_addr": kToken,
+	"request_id":                 kToken,
+	"req_id":                     kToken, // ingress-nginx
+	"scheme":                     kToken,
+	"request_method":             kToken,
+	"server_protocol":            kToken,
+	"protocol":                   kToken, // stream: TCP or UDP
+	"ssl_protocol":               kToken,
+	"ssl_cipher":                 kToken,
+	"ssl_session_id":             kToken,
+	"ssl_session_reused":         kToken,
+	"pipe":                       kToken,
 }
 
 // reserved are event fields the parser itself writes; a variable whose
@@ -107,6 +192,7 @@ type item struct {
 }
 
 type compiled struct {
+	errlog   *errorLog // the error.log format; nil for a log_format
 	escape   Escape
 	prefix   []byte // literal before the first variable
 	vars     []variable
@@ -167,6 +253,12 @@ func (v *variable) field() string { return string(v.key[1 : len(v.key)-2]) }
 func (p *Parser) Escape() Escape { return p.impl.escape }
 
 func compile(format string, opts Options) (*compiled, error) {
+	return compileKinds(format, opts, nil)
+}
+
+// compileKinds is compile with kinds that override varKinds (the error
+// format's fields).
+func compileKinds(format string, opts Options, kinds map[string]kind) (*compiled, error) {
 	if opts.Escape != EscapeDefault && opts.Escape != EscapeJSON && opts.Escape != EscapeNone {
 		return nil, fmt.Errorf("unknown escape %d", opts.Escape)
 	}
@@ -184,7 +276,7 @@ func compile(format string, opts Options) (*compiled, error) {
 		if after == "" && i < len(names)-1 {
 			return nil, fmt.Errorf("log_format: $%s and $%s are adjacent with nothing between them; their values cannot be told apart", name, names[i+1])
 		}
-		c.vars = append(c.vars, newVariable(name, after))
+		c.vars = append(c.vars, newVariable(name, after, kinds))
 	}
 
 	// Which variable writes which field: the first one wins.
@@ -209,7 +301,7 @@ func compile(format string, opts Options) (*compiled, error) {
 	}
 
 	// Time variables, best first: $msec has milliseconds.
-	for _, k := range []kind{kMsec, kTimeISO, kTimeLocal} {
+	for _, k := range []kind{kMsec, kTimeISO, kTimeLocal, kTimeError} {
 		for i, v := range c.vars {
 			if v.kind == k {
 				c.timeVars = append(c.timeVars, i)
@@ -238,7 +330,7 @@ func compile(format string, opts Options) (*compiled, error) {
 			c.items = append(c.items, item{kind: itGroup, group: v.group, members: []int{i}})
 			continue
 		}
-		if v.kind == kTimeLocal || v.kind == kTimeISO {
+		if v.kind == kTimeLocal || v.kind == kTimeISO || v.kind == kTimeError {
 			continue // only the timestamp
 		}
 		c.items = append(c.items, item{kind: itVar, v: i})
@@ -252,7 +344,7 @@ func compile(format string, opts Options) (*compiled, error) {
 	return c, nil
 }
 
-func isTime(k kind) bool { return k == kMsec || k == kTimeISO || k == kTimeLocal }
+func isTime(k kind) bool { return k == kMsec || k == kTimeISO || k == kTimeLocal || k == kTimeError }
 
 // setKey finds the variable behind an event field name: a top-level field
 // ("remote_addr"), a header ("request_headers.x_forwarded_for" or
@@ -287,9 +379,12 @@ func (c *compiled) setKey(field string) error {
 	return fmt.Errorf("key field %q is not written by the log_format", field)
 }
 
-func newVariable(name, after string) variable {
+func newVariable(name, after string, kinds map[string]kind) variable {
 	v := variable{name: name, after: []byte(after)}
 	v.kind = varKinds[name]
+	if k, ok := kinds[name]; ok {
+		v.kind = k
+	}
 	key := name
 	switch {
 	case strings.HasPrefix(name, "http_") && len(name) > len("http_"):

@@ -1,5 +1,6 @@
 // Package parser compiles an nginx log_format into a parser that turns one
-// access-log line into a typed JSON event. It is pure: no I/O.
+// access-log line into a typed JSON event; the built-in format "error"
+// parses nginx's error.log the same way. It is pure: no I/O.
 //
 // # Design
 //
@@ -32,7 +33,14 @@
 // and the anchoring of the last field at the end of the line, decide the
 // split wherever the format makes it decidable. Where two splits are both
 // valid (two adjacent quoted strings that both contain `" "`), the earlier
-// field gets the shorter value.
+// field gets the shorter value. The types that decide are in varKinds:
+// besides numbers, lists and times, "tokens" that never hold a space
+// ($remote_addr, $server_addr, $request_id, ...), so that in
+// `$http_x_forwarded_for $remote_addr` the list takes "a, b" and
+// $remote_addr the last address; an upstream list's entries hold no space
+// and never end in ',' (that comma is the list's separator), so a list
+// followed by another unquoted field takes all its entries; and
+// $upstream_cache_status is one of its closed set.
 //
 // A line that does not match returns a *ParseError naming the variable (or
 // "literal" for the format's leading text), the byte position where that
@@ -51,20 +59,27 @@
 //     precise wins ($msec, then $time_iso8601, then $time_local).
 //     $msec is also kept as the number "msec". Result.Time is set.
 //   - $request gives "request" plus "request_method", "request_uri" and
-//     "server_protocol" when it is a request line (METHOD URI PROTOCOL, or
-//     the HTTP/0.9 METHOD URI); otherwise (scanner garbage, "") only
-//     "request". A part the format also logs as its own variable is not
+//     "server_protocol" when it is a request line (TOKEN URI HTTP/x.y, or
+//     the HTTP/0.9 TOKEN URI, the method a token of any case: nginx logs
+//     "geti / HTTP/1.1" with a 400, and forensics needs it); otherwise
+//     (a TLS handshake, scanner garbage, "") only "request". A part the format also logs as its own variable is not
 //     duplicated.
 //   - $http_NAME, $sent_http_NAME, $upstream_http_NAME go into the objects
 //     "request_headers", "response_headers", "upstream_headers" under NAME,
 //     placed where the first of their members is.
-//   - integers: $status, $body_bytes_sent, $bytes_sent, $request_length,
-//     $connection, $connection_requests; numbers: $request_time, $msec.
+//   - the http and stream modules' documented variables are typed by
+//     varKinds in compile.go, the one table of types (the event schema is
+//     derived from it through kindInfo): integers $status,
+//     $body_bytes_sent, $bytes_sent, $bytes_received, $request_length,
+//     $connection, $connection_requests, $connections_*; numbers
+//     $request_time, $session_time, $connection_time, $msec.
 //   - arrays (nginx's ", " and " : " separated lists, "-" entries as null):
 //     $upstream_response_time, $upstream_connect_time,
-//     $upstream_header_time (numbers); $upstream_status,
-//     $upstream_response_length, $upstream_bytes_received,
-//     $upstream_bytes_sent (integers); $upstream_addr (strings).
+//     $upstream_header_time, $upstream_queue_time,
+//     $upstream_first_byte_time, $upstream_session_time (numbers);
+//     $upstream_status, $upstream_response_length,
+//     $upstream_bytes_received, $upstream_bytes_sent (integers);
+//     $upstream_addr (strings: IPv4, [IPv6]:port, unix:path, group name).
 //   - any other variable is a string under its own name, except names the
 //     event itself uses ("host", "log_file", "log_offset", ...): nginx's
 //     $host becomes "nginx_host".
@@ -80,6 +95,50 @@
 // variables is literal, so the line is matched exactly and each variable
 // typed as above; the template's own key names are not used, the event
 // uses the variable names. The built-in "json" is such a format.
+//
+// # error.log
+//
+// Compile("error", Options{Timezone: loc}) parses nginx's error log:
+//
+//	YYYY/MM/DD HH:MM:SS [level] PID#TID: *CID message[, client: A][, server: S]
+//	    [, request: "R"][, subrequest: "U"][, upstream: "U"][, host: "H"][, referrer: "F"]
+//
+// It is a Parser like the others, compiled from the pseudo-format
+// errorLogFormat so that its fields have variables and kinds (Fields,
+// Variables and the schema need no special case): "timestamp" (kTimeError:
+// the line has no zone, Options.Timezone gives it; nil is time.Local),
+// "level" (kLevel, debug ... emerg), "pid", "tid", "connection" (the *CID,
+// absent when the line has none), "message", "remote_addr" (client:),
+// "server_name", "request" split as in the access log, "subrequest",
+// "upstream", "nginx_host" (host:), "request_headers.referer" (referrer:),
+// the stream proxy's "bytes_received", "bytes_sent",
+// "upstream_bytes_received", "upstream_bytes_sent" (its trailing
+// ", bytes from/to client:R/S, bytes from/to upstream:R/S"; the stream
+// module's client may read "udp client:"),
+// and "truncated": true when the line is 2047 bytes long, nginx's
+// NGX_MAX_ERROR_STR (2048) less the newline: nginx cut it.
+//
+// The header is matched from the left; the context nginx appends
+// (ngx_http_log_error, ngx_http_log_error_handler) from the right, in its
+// fixed order: referrer, host, upstream, subrequest, request (quoted),
+// server, client (unquoted, no space or comma). Each is taken only where
+// the text left of the fields already taken ends with it, so the message
+// keeps its quotes, commas, colons and " while reading response header
+// from upstream". A truncated line has no complete context at its end: its
+// context is read forward from the last ", client: ", the field that was
+// cut keeping what is there. Values are bytes as nginx wrote them
+// (escape=none): invalid UTF-8 is replaced and flagged as in the access
+// log. An absent context field is left out.
+//
+// Continuation lines (a PHP-FPM stack trace, an OpenSSL dump) do not start
+// with a date. StartsEvent says whether a line starts an event, Multiline
+// whether the format has continuation lines at all (only "error"). The
+// joining is the agent's (its reader holds an event's lines until the next
+// event starts, bounded in bytes and time): Parse then gets the event's
+// lines joined by '\n', and the context is read from the right of the
+// whole text, where nginx wrote it; when it is not there but ends an
+// earlier line (another writer appended lines after a complete event), it
+// is read from there and the message keeps the whole text.
 //
 // # Schema and Avro
 //
@@ -124,7 +183,8 @@
 // # Formats
 //
 // Compile takes a log_format as text: a built-in name (combined, main,
-// json), nginx's format string, or the string as written in nginx.conf, as
+// json, ingress_upstreaminfo: the ingress-nginx controller's default
+// log-format-upstream, error), nginx's format string, or the string as written in nginx.conf, as
 // quoted pieces that nginx concatenates. The latter is recognised when the
 // text starts with a single quote, or starts with a double quote and spans
 // several lines, and consists of quoted pieces only ('$a ' "$b"); a

@@ -34,6 +34,8 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) ([]byte, error
 					t, ok = parseMsec(b)
 				case kTimeISO:
 					t, ok = parseTimeISO(b)
+				case kTimeError:
+					t, ok = c.errlog.parseTime(b)
 				default:
 					t, ok = parseTimeLocal(b)
 				}
@@ -112,12 +114,15 @@ func (c *compiled) encode(dst, line []byte, meta Meta, r *Result) ([]byte, error
 // empty where nginx writes a missing value as "" (escape=json) or where
 // the variable is typed. An empty $request is kept.
 func (c *compiled) absent(vi int, b []byte) bool {
+	if c.errlog != nil {
+		return len(b) == 0 // the error format's absent fields are empty spans
+	}
 	if len(b) == 1 {
 		return b[0] == '-'
 	}
 	if len(b) == 0 {
 		k := c.vars[vi].kind
-		return k != kRequest && (c.escape != EscapeDefault || k != kString)
+		return k != kRequest && (c.escape != EscapeDefault || !stringy(k))
 	}
 	return false
 }
@@ -128,6 +133,8 @@ func (c *compiled) appendValue(dst []byte, v *variable, b []byte, r *Result) []b
 		return appendInt(dst, b)
 	case kNumber, kMsec:
 		return appendNumber(dst, b)
+	case kBool:
+		return append(dst, "true"...)
 	case kRequest:
 		dst = c.appendString(dst, b, r)
 		method, uri, proto, ok := splitRequest(b)
@@ -181,7 +188,7 @@ func splitRequest(b []byte) (method, uri, proto []byte, ok bool) {
 	}
 	method = b[:i]
 	for _, c := range method {
-		if !(c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
+		if !tchar[c] {
 			return nil, nil, nil, false
 		}
 	}
@@ -198,6 +205,22 @@ func splitRequest(b []byte) (method, uri, proto []byte, ok bool) {
 		return nil, nil, nil, false
 	}
 	return method, uri, proto, true
+}
+
+// tchar is RFC 9110's token alphabet: a method is a token whatever its
+// case (nginx answers "geti / HTTP/1.1" with 400, and logs it).
+var tchar [256]bool
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		tchar[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		tchar[c], tchar[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tchar[c] = true
+	}
 }
 
 // isProto: HTTP/1.1, HTTP/2.0, HTTP/3 ...

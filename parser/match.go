@@ -71,17 +71,26 @@ func (m *matcher) err() *ParseError {
 }
 
 var kindDesc = [...]string{
-	kString:    "a string",
-	kInt:       "an integer or -",
-	kNumber:    "a number or -",
-	kTimeLocal: "a $time_local time (02/Jan/2006:15:04:05 -0700) or -",
-	kTimeISO:   "an ISO 8601 time (2006-01-02T15:04:05+00:00) or -",
-	kMsec:      "seconds.milliseconds or -",
-	kRequest:   "a request line",
-	kListNum:   "a list of numbers (\"0.004, 0.002 : -\") or -",
-	kListInt:   "a list of integers (\"502, 200\") or -",
-	kListStr:   "a list",
+	kString:      "a string",
+	kInt:         "an integer or -",
+	kNumber:      "a number or -",
+	kTimeLocal:   "a $time_local time (02/Jan/2006:15:04:05 -0700) or -",
+	kTimeISO:     "an ISO 8601 time (2006-01-02T15:04:05+00:00) or -",
+	kMsec:        "seconds.milliseconds or -",
+	kRequest:     "a request line",
+	kListNum:     "a list of numbers (\"0.004, 0.002 : -\") or -",
+	kListInt:     "a list of integers (\"502, 200\") or -",
+	kListStr:     "a list (\"10.0.0.1:80, unix:/s : -\")",
+	kToken:       "a value without spaces",
+	kCacheStatus: "an $upstream_cache_status (MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, HIT) or -",
+	kTimeError:   "an error.log time (2006/01/02 15:04:05)",
+	kLevel:       "an error.log level (debug, info, notice, warn, error, crit, alert, emerg)",
+	kBool:        "a boolean",
 }
+
+// stringy reports whether kind k is written as a JSON string decoded per
+// the escape (an empty value is kept with escape=default).
+func stringy(k kind) bool { return k == kString || k == kToken || k == kCacheStatus }
 
 // match matches variable i and everything after it, its value starting at
 // pos.
@@ -101,7 +110,7 @@ func (m *matcher) match(i, pos int) bool {
 		m.spans[i] = span{pos, end}
 		return true
 	}
-	if m.c.escape != EscapeNone && v.after[0] == '"' && (v.kind == kString || v.kind == kRequest || v.kind == kListStr) {
+	if m.c.escape != EscapeNone && v.after[0] == '"' && (stringy(v.kind) || v.kind == kRequest || v.kind == kListStr) {
 		// nginx escapes '"' in values: the first unescaped one ends the value.
 		end := m.stop(v, pos)
 		if !bytes.HasPrefix(line[end:], v.after) {
@@ -163,7 +172,23 @@ func (m *matcher) match(i, pos int) bool {
 func (m *matcher) stop(v *variable, pos int) int {
 	line := m.line
 	switch v.kind {
-	case kString, kRequest, kListStr:
+	case kToken, kListStr, kCacheStatus:
+		end := len(line)
+		if v.kind == kToken || v.kind == kCacheStatus {
+			if i := bytes.IndexByte(line[pos:], ' '); i >= 0 {
+				end = pos + i
+			}
+		}
+		switch m.c.escape {
+		case EscapeDefault:
+			if i := bytes.IndexByte(line[pos:end], '"'); i >= 0 {
+				return pos + i
+			}
+		case EscapeJSON:
+			return pos + unescapedQuote(line[pos:end])
+		}
+		return end
+	case kString, kRequest:
 		switch m.c.escape {
 		case EscapeDefault:
 			if i := bytes.IndexByte(line[pos:], '"'); i >= 0 {
@@ -242,6 +267,8 @@ func (c *compiled) valid(k kind, val []byte) bool {
 	switch k {
 	case kString, kRequest:
 		return true
+	case kToken:
+		return bytes.IndexByte(val, ' ') < 0
 	}
 	if isDash(val) || len(val) == 0 && c.escape != EscapeDefault {
 		return true
@@ -261,6 +288,8 @@ func (c *compiled) valid(k kind, val []byte) bool {
 
 	case kListNum, kListInt, kListStr:
 		return validList(k, val)
+	case kCacheStatus:
+		return inSet(cacheStatuses, val)
 	}
 	return false
 }
@@ -309,6 +338,9 @@ func validList(k kind, b []byte) bool {
 		if len(e) == 0 {
 			return false
 		}
+		if e[len(e)-1] == ',' {
+			return false // an entry never ends in ',': that is a separator
+		}
 		if !isDash(e) {
 			switch k {
 			case kListNum:
@@ -318,6 +350,10 @@ func validList(k kind, b []byte) bool {
 			case kListInt:
 				if !isDigits(e) {
 					return false
+				}
+			case kListStr:
+				if bytes.IndexByte(e, ' ') >= 0 {
+					return false // addresses and group names hold no space
 				}
 			}
 		}
@@ -344,10 +380,21 @@ func (c *compiled) parse(dst, line []byte, meta Meta, r *Result) ([]byte, error)
 	return dst, nil
 }
 
-// match finds the spans of line's values in r (phase 1, shared by the JSON
-// and the Avro encoders) and resets r's per-line fields.
+// match finds the spans of line's values in r (phase 1, shared by the
+// encoders) and resets r's per-line fields. The error format has its own
+// matcher (errorlog.go).
 func (c *compiled) match(line []byte, r *Result) error {
 	r.Time, r.Key, r.InvalidUTF8 = time.Time{}, nil, false
+	if c.errlog != nil {
+		if cap(r.spans) < len(c.vars) {
+			r.spans = make([]span, len(c.vars))
+		}
+		r.spans = r.spans[:len(c.vars)]
+		if err := c.errlog.match(line, r.spans); err != nil {
+			return err
+		}
+		return nil
+	}
 	if !bytes.HasPrefix(line, c.prefix) {
 		return &ParseError{Field: "literal", Pos: 0, Reason: fmt.Sprintf("line does not start with %q", c.prefix)}
 	}
@@ -366,4 +413,14 @@ func (c *compiled) match(line []byte, r *Result) error {
 		return m.err()
 	}
 	return nil
+}
+
+// inSet reports whether b is one of set.
+func inSet(set []string, b []byte) bool {
+	for _, s := range set {
+		if string(b) == s {
+			return true
+		}
+	}
+	return false
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// KeyField names the event field whose decoded value is returned in
 	// Result.Key (the Kafka record key), e.g. "remote_addr". Empty: none.
 	KeyField string
+	// Timezone is the zone of the error.log format's times, which carry
+	// none; nil means time.Local. Access-log times carry their offset.
+	Timezone *time.Location
 }
 
 // Meta is what the agent adds to every event.
@@ -99,7 +102,9 @@ type Parser struct {
 }
 
 // Builtin returns the log_format text of a built-in format name (combined,
-// main, json), and whether the name is one. The built-in json format is
+// main, json, ingress_upstreaminfo, error), and whether the name is one.
+// The text of "error" is a pseudo-format that names its fields; Compile
+// takes either. The built-in json format is
 // always compiled with EscapeJSON, whatever Options.Escape says.
 func Builtin(name string) (string, bool) {
 	f, ok := builtins[name]
@@ -111,6 +116,13 @@ func Builtin(name string) (string, bool) {
 // "...") that nginx concatenates, when it starts with a single quote or
 // spans several lines; see doc.go for the rules.
 func Compile(format string, opts Options) (*Parser, error) {
+	if format == "error" || format == errorLogFormat {
+		c, err := compileError(opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Parser{format: errorLogFormat, opts: opts, impl: c}, nil
+	}
 	if f, ok := Builtin(format); ok {
 		if e, ok := builtinEscape[format]; ok {
 			opts.Escape = e
@@ -136,3 +148,18 @@ func (p *Parser) Format() string { return p.format }
 func (p *Parser) Parse(dst, line []byte, m Meta, r *Result) ([]byte, error) {
 	return p.impl.parse(dst, line, m, r)
 }
+
+// StartsEvent reports whether line starts an event. Every line of an
+// access log does; an error.log line does when it starts with a date
+// (otherwise it continues the previous event's message).
+func (p *Parser) StartsEvent(line []byte) bool {
+	if p.impl.errlog == nil {
+		return true
+	}
+	return startsErrorEvent(line)
+}
+
+// Multiline reports whether the format has continuation lines, which the
+// reader joins to the event they continue (see StartsEvent): true for the
+// error format.
+func (p *Parser) Multiline() bool { return p.impl.errlog != nil }

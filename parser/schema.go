@@ -48,22 +48,30 @@ type Schema struct {
 // kindTypes is the field type of each variable kind, beside varKinds: the
 // JSON encoder and the schema read the same table.
 var kindTypes = [...]struct{ t, items Type }{
-	kString:    {t: TypeString},
-	kInt:       {t: TypeLong},
-	kNumber:    {t: TypeDouble},
-	kTimeLocal: {t: TypeTimestamp},
-	kTimeISO:   {t: TypeTimestamp},
-	kMsec:      {t: TypeDouble}, // "msec"; the timestamp is its own field
-	kRequest:   {t: TypeString},
-	kListNum:   {t: TypeArray, items: TypeDouble},
-	kListInt:   {t: TypeArray, items: TypeLong},
-	kListStr:   {t: TypeArray, items: TypeString},
+	kString:      {t: TypeString},
+	kInt:         {t: TypeLong},
+	kNumber:      {t: TypeDouble},
+	kTimeLocal:   {t: TypeTimestamp},
+	kTimeISO:     {t: TypeTimestamp},
+	kMsec:        {t: TypeDouble}, // "msec"; the timestamp is its own field
+	kRequest:     {t: TypeString},
+	kListNum:     {t: TypeArray, items: TypeDouble},
+	kListInt:     {t: TypeArray, items: TypeLong},
+	kListStr:     {t: TypeArray, items: TypeString},
+	kToken:       {t: TypeString},
+	kCacheStatus: {t: TypeString},
+	kTimeError:   {t: TypeTimestamp},
+	kLevel:       {t: TypeString},
+	kBool:        {t: TypeBoolean},
 }
 
 // Schema returns the description of the parser's events.
 func (p *Parser) Schema() Schema {
 	c := p.impl
 	s := Schema{Name: "access", Namespace: "nginx_shipper"}
+	if c.errlog != nil {
+		s.Name = "error"
+	}
 	for _, it := range c.items {
 		switch it.kind {
 		case itTimestamp:

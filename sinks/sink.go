@@ -50,6 +50,12 @@ type Source struct {
 	Path   string // the path the line was read from
 	Input  int    // index of the [[inputs]] entry
 	Format string // the log_format name (or "custom")
+	// Topic and S3Prefix route the input's events: the Kafka topic and the
+	// S3 key prefix template ([[inputs]] topic, s3_prefix). Empty: the
+	// sink's own (sinks.kafka.topic, sinks.s3.prefix). Dead-letter records
+	// keep the sinks' shared dead-letter topic and prefix.
+	Topic    string
+	S3Prefix string
 }
 
 // Event is one line of a log file on its way to the sinks.
@@ -58,6 +64,11 @@ type Event struct {
 	// newline. It is nil when Err is set, and empty when the agent was told
 	// no sink wants it (only the Kafka sink, in Avro: see Avro).
 	Value []byte
+	// Enriched is Value with the [enrich] fields (client_ip, geo, ua)
+	// added before its closing brace; nil without [enrich] or when Err is
+	// set. Sinks send it instead of, or (Kafka enriched_topic) besides,
+	// Value.
+	Enriched []byte
 	// Key is the Kafka record key (the configured event field), or nil.
 	Key []byte
 	// Raw is the line as read, without its newline. When Truncated is set it
@@ -172,4 +183,60 @@ func (b *Batch) Add() *Event {
 	e := &b.Events[len(b.Events)-1]
 	e.batch = b
 	return e
+}
+
+// Counts are a sink's own tally of the events it completed: acknowledged
+// (Done(nil)) and failed (Done(err)). The agent exports them per sink as
+// nginx_shipper_events_acked_total and nginx_shipper_sink_errors_total; a
+// batch's fan-out result alone cannot tell which sink failed. The zero value
+// is ready; safe for concurrent use; one atomic add per batch.
+type Counts struct{ acked, failed atomic.Int64 }
+
+// Acked counts n events acknowledged.
+func (c *Counts) Acked(n int) { c.acked.Add(int64(n)) }
+
+// Failed counts n events failed.
+func (c *Counts) Failed(n int) { c.failed.Add(int64(n)) }
+
+// Load returns the events acknowledged and failed so far.
+func (c *Counts) Load() (acked, failed int64) { return c.acked.Load(), c.failed.Load() }
+
+// Counter is implemented by a sink that keeps its Counts.
+type Counter interface {
+	Counts() *Counts
+}
+
+// ErrRetriable marks a sink's failure that may succeed if the batch is
+// sent to that sink again (the S3 spool could not be written: disk full).
+// The agent then sends the batch again to that sink alone, with backoff,
+// and does not move the checkpoint past it meanwhile. Failures without it
+// are for good.
+var ErrRetriable = errors.New("retriable")
+
+// Error is the error a sink passes to Done: it names the sink, so the
+// agent's log and dead-letter records can say which sink failed.
+type Error struct {
+	Sink string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Failed wraps err as an *Error of sink (nil stays nil).
+func Failed(sink string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Sink: sink, Err: err}
+}
+
+// SinkOf returns the name of the sink that failed with err ("" when err
+// names none).
+func SinkOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Sink
+	}
+	return ""
 }

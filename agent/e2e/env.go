@@ -34,11 +34,17 @@ type EnvOptions struct {
 	// Inputs returns the [[inputs]]; default: access.log as combined and
 	// custom.log in CustomFormat.
 	Inputs      func(n *Nginx) []Input
-	Compression string // Kafka compression; default "none"
-	NoS3        bool   // no [sinks.s3]
-	NoKafka     bool   // no [sinks.kafka]
-	RotateWait  string // default "2s"
-	BatchMaxAge string // S3; default "1s" (the minimum)
+	Compression string   // Kafka compression; default "none"
+	NoS3        bool     // no [sinks.s3]
+	NoKafka     bool     // no [sinks.kafka]
+	RotateWait  string   // default "2s"
+	BatchMaxAge string   // S3; default "1s" (the minimum)
+	Topics      []string // more Kafka topics to create (inputs' own topics)
+	// Enrich, when set, is the body of an [enrich] table (TOML lines).
+	Enrich string
+	// EnrichedTopic, when set, is [sinks.kafka] enriched_topic (created in
+	// the Kafka cluster).
+	EnrichedTopic string
 }
 
 // Hostname is the agent's configured hostname in every Env.
@@ -56,7 +62,11 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 		e.S3 = s3test.Start(t)
 	}
 	if !o.NoKafka {
-		e.Kafka = StartKafka(t, e.Topic, e.DLT)
+		topics := append([]string{e.Topic, e.DLT}, o.Topics...)
+		if o.EnrichedTopic != "" {
+			topics = append(topics, o.EnrichedTopic)
+		}
+		e.Kafka = StartKafka(t, topics...)
 	}
 	if o.Inputs == nil {
 		o.Inputs = func(n *Nginx) []Input {
@@ -85,10 +95,11 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 		RotateWait:         o.RotateWait,
 		ShutdownTimeout:    "20s",
 		Inputs:             o.Inputs(e.Nginx),
+		Enrich:             o.Enrich,
 	}
 	if e.Kafka != nil {
 		e.Cfg.Kafka = &KafkaSink{Brokers: e.Kafka.Brokers, Topic: e.Topic, Key: "remote_addr",
-			Compression: o.Compression, DeadLetterTopic: e.DLT}
+			Compression: o.Compression, DeadLetterTopic: e.DLT, EnrichedTopic: o.EnrichedTopic}
 		e.consumer = e.Kafka.Consume(t, e.Topic)
 	}
 	if e.S3 != nil {

@@ -25,6 +25,9 @@ type Input struct {
 	Paths  []string
 	Format string // built-in name or log_format text
 	Escape string
+	// Timezone, Topic, S3Prefix: the input's keys of the same names; ""
+	// leaves them out.
+	Timezone, Topic, S3Prefix string
 }
 
 // Config is what an e2e test configures; Render writes it as TOML in the
@@ -40,6 +43,8 @@ type Config struct {
 
 	Kafka *KafkaSink // nil: no [sinks.kafka]
 	S3    *S3Sink    // nil: no [sinks.s3]
+	// Enrich is the body of an [enrich] table; "" for none.
+	Enrich string
 }
 
 // KafkaSink is [sinks.kafka].
@@ -52,6 +57,7 @@ type KafkaSink struct {
 	// ValueFormat and RegistryURL: value_format and
 	// [sinks.kafka.schema_registry] url (issue #13); "" leaves them out.
 	ValueFormat, RegistryURL string
+	EnrichedTopic            string // "" for none
 }
 
 // S3Sink is [sinks.s3].
@@ -106,6 +112,9 @@ func (c *Config) Render() string {
 		kv("format", in.Format)
 		kv("escape", in.Escape)
 		kv("read_from", "beginning")
+		kv("timezone", in.Timezone)
+		kv("topic", in.Topic)
+		kv("s3_prefix", in.S3Prefix)
 	}
 	if k := c.Kafka; k != nil {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))
@@ -115,6 +124,7 @@ func (c *Config) Render() string {
 		if k.RegistryURL != "" {
 			fmt.Fprintf(&b, "\n[sinks.kafka.schema_registry]\nurl = %s\n", q(k.RegistryURL))
 		}
+		kv("enriched_topic", k.EnrichedTopic)
 	}
 	if s := c.S3; s != nil {
 		fmt.Fprintf(&b, "\n[sinks.s3]\nforce_path_style = true\n")
@@ -127,6 +137,9 @@ func (c *Config) Render() string {
 		}
 		kv("batch_max_age", s.BatchMaxAge)
 		kv("format", s.Format)
+	}
+	if c.Enrich != "" {
+		fmt.Fprintf(&b, "\n[enrich]\n%s\n", c.Enrich)
 	}
 	return b.String()
 }

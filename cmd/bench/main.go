@@ -50,6 +50,7 @@ type options struct {
 	profileDir string
 	skipCeil   bool
 	agentTOML  string
+	enrichTOML string // non-empty: an [enrich] table with these keys
 	kafkaTOML  string
 	s3TOML     string
 }
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&o.agentTOML, "agent-toml", "", "extra keys for the agent's [agent] table, ';'-separated, e.g. 'max_in_flight_bytes = 67108864'")
 	flag.StringVar(&o.kafkaTOML, "kafka-toml", "", "extra keys for [sinks.kafka], ';'-separated, e.g. 'linger = \"20ms\"'")
 	flag.StringVar(&o.s3TOML, "s3-toml", "", "extra keys for [sinks.s3], ';'-separated, e.g. 'compression_level = 1'")
+	flag.StringVar(&o.enrichTOML, "enrich-toml", "", "turns [enrich] on with these keys, ';'-separated, e.g. 'user_agent = true; geoip_database = \"/path/City.mmdb\"'")
 	flag.Parse()
 	o.cases = strings.Split(cases, ",")
 

@@ -175,6 +175,9 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		}
 		cfg += fmt.Sprintf(s3Config, s3Bucket, s3Region, endpoint, age, tomlLines(b.o.s3TOML))
 	}
+	if b.o.enrichTOML != "" {
+		cfg += "\n[enrich]\n" + tomlLines(b.o.enrichTOML)
+	}
 	cfgPath := filepath.Join(rdir, "nginx-shipper.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return res, err

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
 )
@@ -25,6 +26,8 @@ type Config struct {
 	Agent  agent.Config        `toml:"agent"`
 	Inputs []agent.InputConfig `toml:"inputs"`
 	Sinks  SinksConfig         `toml:"sinks"`
+	// Enrich is the [enrich] table; its presence turns enrichment on.
+	Enrich *enrich.Config `toml:"enrich"`
 }
 
 // SinksConfig is the [sinks] table: a sink is enabled by its table's
@@ -98,6 +101,9 @@ func (c *Config) Defaults() {
 		c.Sinks.Kafka.Defaults()
 		c.Sinks.Kafka.Hostname = c.Agent.Hostname
 	}
+	if c.Enrich != nil {
+		c.Enrich.Defaults()
+	}
 	if c.Sinks.S3 != nil {
 		c.Sinks.S3.Defaults()
 		c.Sinks.S3.SpoolDir = filepath.Join(c.Agent.DataDir, "spool", "s3")
@@ -114,6 +120,7 @@ func (c *Config) Validate() error {
 	}
 	for i := range c.Inputs {
 		errs = append(errs, c.Inputs[i].Validate(i))
+		errs = append(errs, c.validateRouting(i))
 	}
 	if c.KafkaEnabled() {
 		errs = append(errs, c.Sinks.Kafka.Validate())
@@ -121,11 +128,43 @@ func (c *Config) Validate() error {
 	if c.S3Enabled() {
 		errs = append(errs, c.Sinks.S3.Validate())
 	}
+	if c.Enrich != nil {
+		errs = append(errs, c.Enrich.Validate())
+		if c.kafkaAvro() {
+			// The enriched stream's Avro schema (the original's plus the
+			// nullable enrichment fields) is not built yet.
+			errs = append(errs, errors.New(`sinks.kafka.value_format: "avro" with [enrich] is not supported yet (the enriched events have no Avro schema); use "json", or turn [enrich] off`))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, err := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
-	return err
+	parsers, err := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
+	if err != nil {
+		return err
+	}
+	// [enrich]: at least one input must log client_ip_header (a typo
+	// would otherwise walk nothing); the others are enriched as lines
+	// without the header, as nginx would (client_ip is remote_addr).
+	if c.Enrich != nil {
+		errs = nil
+		for i, p := range parsers {
+			if err := c.Enrich.Check(p); err != nil {
+				errs = append(errs, fmt.Errorf("inputs[%d]: %w", i, err))
+			}
+		}
+		if len(errs) == len(parsers) {
+			return errors.Join(errs...)
+		}
+	}
+	return nil
+}
+
+// wantsOriginals reports whether, with [enrich], a sink also takes the
+// original events: Kafka with enriched_topic, or S3 with enriched = false.
+func (c *Config) wantsOriginals() bool {
+	return c.KafkaEnabled() && c.Sinks.Kafka.EnrichedTopic != "" ||
+		c.S3Enabled() && c.Sinks.S3.Enriched != nil && !*c.Sinks.S3.Enriched
 }
 
 // KeyField is the event field used as the Kafka key, "" without Kafka.
@@ -222,22 +261,99 @@ func expandString(s, key string) (string, error) {
 	return out, nil
 }
 
-// lineOfKey finds the line of a dotted key's last part in the TOML text, for
-// error messages; 0 when it cannot tell.
+// lineOfKey finds the line where the dotted key k is set (or its table
+// opened) in the TOML text, for error messages; 0 when it cannot tell. It
+// follows the table headers, so a key is found under its own table, not at
+// another table's key of the same last name. A key set in an inline table
+// is reported at the line of the inline table.
 func lineOfKey(b []byte, k toml.Key) int {
 	if len(k) == 0 {
 		return 0
 	}
-	last := k[len(k)-1]
-	re, err := regexp.Compile(`^\s*"?` + regexp.QuoteMeta(last) + `"?\s*=`)
-	if err != nil {
-		return 0
-	}
-	tbl := regexp.MustCompile(`^\s*\[\[?\s*` + regexp.QuoteMeta(k.String()) + `\s*\]`)
+	want := strings.Join(k, ".")
+	var table []string
+	prefix := 0   // the line of the longest key that is a prefix of k
+	inMulti := "" // the delimiter of the multi-line string being skipped
 	for i, line := range strings.Split(string(b), "\n") {
-		if re.MatchString(line) || tbl.MatchString(line) {
+		t := strings.TrimSpace(line)
+		if inMulti != "" {
+			if strings.Count(t, inMulti)%2 == 1 {
+				inMulti = ""
+			}
+			continue
+		}
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		var full []string
+		if t[0] == '[' {
+			end := strings.LastIndexByte(t, ']')
+			if end < 0 {
+				continue
+			}
+			table = splitKey(strings.Trim(t[:end+1], "[] \t"))
+			full = table
+		} else {
+			eq := strings.IndexByte(t, '=')
+			if eq < 0 {
+				continue
+			}
+			full = append(append([]string(nil), table...), splitKey(t[:eq])...)
+			for _, d := range []string{`"""`, "'''"} {
+				if strings.Count(t[eq:], d)%2 == 1 {
+					inMulti = d
+				}
+			}
+		}
+		j := strings.Join(full, ".")
+		if j == want {
 			return i + 1
 		}
+		if prefix == 0 && t[0] != '[' && strings.HasPrefix(want, j+".") {
+			prefix = i + 1
+		}
 	}
-	return 0
+	return prefix
+}
+
+// splitKey splits a TOML dotted key into its parts, unquoted.
+func splitKey(s string) []string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return parts
+}
+
+// validateRouting checks input i's topic and s3_prefix against the sinks
+// they override.
+func (c *Config) validateRouting(i int) error {
+	in := &c.Inputs[i]
+	var errs []error
+	bad := func(key, f string, a ...any) {
+		errs = append(errs, fmt.Errorf("inputs[%d].%s: %s", i, key, fmt.Sprintf(f, a...)))
+	}
+	if in.Topic != "" {
+		switch {
+		case !c.KafkaEnabled():
+			bad("topic", "is set but [sinks.kafka] is not enabled")
+		case kafka.CheckTopic(in.Topic) != nil:
+			bad("topic", "%v", kafka.CheckTopic(in.Topic))
+		case in.Topic == c.Sinks.Kafka.DeadLetterTopic:
+			bad("topic", "must differ from sinks.kafka.dead_letter_topic, so bad lines never reach the consumers of parsed events")
+		case in.Topic == c.Sinks.Kafka.RawTopic:
+			bad("topic", "must differ from sinks.kafka.raw_topic")
+		}
+	}
+	if in.S3Prefix != "" {
+		switch {
+		case !c.S3Enabled():
+			bad("s3_prefix", "is set but [sinks.s3] is not enabled")
+		case s3.CheckPrefix(in.S3Prefix) != nil:
+			bad("s3_prefix", "%v", s3.CheckPrefix(in.S3Prefix))
+		case in.S3Prefix == c.Sinks.S3.DeadLetterPrefix:
+			bad("s3_prefix", "must differ from sinks.s3.dead_letter_prefix")
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -215,3 +215,44 @@ func TestVersionCommand(t *testing.T) {
 		t.Fatalf("version: %s", out.String())
 	}
 }
+
+// TestUnknownKeyLine: an unknown key that shares its last name with a valid
+// key of another table is reported at its own line, under its own table
+// (issue 19: `format` under [sinks.s3] was reported at the input's format).
+func TestUnknownKeyLine(t *testing.T) {
+	cfg := `[agent]
+data_dir = "/var/lib/nginx-shipper"
+
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+format = "combined"
+
+[sinks.s3]
+bucket = "logs"
+format = "parquet"
+tls = { enabled = true, nope = 1 }
+"quoted" = 1
+
+[sinks.s3.extra]
+x = """
+format = "inside a string"
+"""
+`
+	_, err := ParseConfig("t.toml", []byte(cfg))
+	if err == nil {
+		t.Fatal("config with unknown keys accepted")
+	}
+	for _, want := range []string{
+		"t.toml:10: unknown key sinks.s3.format",
+		"t.toml:11: unknown key sinks.s3.tls",
+		"t.toml:12: unknown key sinks.s3.quoted",
+		"t.toml:14: unknown key sinks.s3.extra",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "t.toml:6:") || strings.Contains(err.Error(), "t.toml:16:") {
+		t.Errorf("error names the wrong line:\n%v", err)
+	}
+}

@@ -34,6 +34,8 @@ const usage = `usage:
   nginx-shipper validate [-c FILE] [--connect]   check a config file; --connect also reaches the sinks
   nginx-shipper parse --format FMT [--escape E] [FILE]
                                                  print the JSON events of log lines (stdin without FILE)
+  nginx-shipper status [-c FILE] [--json]        files, sinks, checkpoint age: from the data dir and the
+                                                 daemon's metrics endpoint (works with the daemon down)
   nginx-shipper schema (-c FILE | --format FMT [--escape E]) --as avro|json-schema|athena|hive [--s3-format json|parquet]
                                                  the event schema of a log_format, or the S3 table DDL
   nginx-shipper version                          version, commit, Go version
@@ -54,6 +56,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "parse":
 		return cmdParse(rest, stdin, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "schema":
 		return cmdSchema(rest, stdout, stderr)
 	case "version", "--version", "-v":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
@@ -83,6 +84,7 @@ func newLogger(w io.Writer, c agent.Config) *slog.Logger {
 type daemon struct {
 	path  string
 	log   *slog.Logger
+	live  liveness // what the systemd watchdog is fed from (sd.go)
 	ready atomic.Bool
 	mu    sync.Mutex
 	reg   *prometheus.Registry
@@ -95,29 +97,78 @@ func (d *daemon) registry() *prometheus.Registry {
 	return d.reg
 }
 
-// readyz answers 200 when the pipeline runs and every sink says it is ready
-// (connected, spool below its limit); 503 with the reasons otherwise.
+// readyz answers 200 when the pipeline runs, every sink says it is ready
+// and no file's checkpoint is blocked; 503 otherwise. The body is JSON
+// either way (see readyBody), naming each sink's state and reason.
 func (d *daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	body := d.readiness()
+	w.Header().Set("Content-Type", "application/json")
+	if !body.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(body)
+}
+
+// readyBody is /readyz's JSON.
+type readyBody struct {
+	Ready bool `json:"ready"`
+	// State is the daemon's: starting, running, reloading or stopping.
+	State string      `json:"state"`
+	Sinks []sinkState `json:"sinks"`
+	// Files lists the files whose checkpoint is blocked or whose oldest
+	// unacknowledged batch waited longer than 30s; blocked, or waiting
+	// longer than 2 minutes, makes the daemon not ready.
+	Files []agent.FileState `json:"files"`
+}
+
+type sinkState struct {
+	Sink   string `json:"sink"`
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// readyWaitReport is how long a file's batch must wait before /readyz
+// lists the file; past readyWaitFail the daemon is not ready even if every
+// sink says it is (a checkpoint that cannot advance is never "fine").
+const (
+	readyWaitReport = 30 * time.Second
+	readyWaitFail   = 2 * time.Minute
+)
+
+func (d *daemon) readiness() readyBody {
 	d.mu.Lock()
 	p := d.pipe
 	d.mu.Unlock()
-	if !d.ready.Load() || p == nil {
-		http.Error(w, "not ready: starting or reloading", http.StatusServiceUnavailable)
-		return
+	_, phase := d.live.alive(time.Now())
+	b := readyBody{State: phase, Sinks: []sinkState{}, Files: []agent.FileState{}}
+	if b.State == "" {
+		b.State = "starting"
 	}
-	var problems []string
+	if !d.ready.Load() || p == nil {
+		return b
+	}
+	b.Ready = true
 	for _, s := range p.sinks {
+		st := sinkState{Sink: s.Name(), Ready: true}
 		if rs, ok := s.(interface{ Ready() error }); ok {
 			if err := rs.Ready(); err != nil {
-				problems = append(problems, s.Name()+": "+err.Error())
+				st.Ready, st.Reason = false, err.Error()
+				b.Ready = false
 			}
 		}
+		b.Sinks = append(b.Sinks, st)
 	}
-	if len(problems) > 0 {
-		http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
-		return
+	for _, f := range p.agent.Files() {
+		if f.Blocked != "" || f.WaitSeconds > readyWaitFail.Seconds() {
+			b.Ready = false
+		}
+		if f.Blocked != "" || f.WaitSeconds > readyWaitReport.Seconds() {
+			b.Files = append(b.Files, f)
+		}
 	}
-	fmt.Fprintln(w, "ready")
+	return b
 }
 
 // pipeline is one generation of the running agent and its sinks.
@@ -125,6 +176,9 @@ type pipeline struct {
 	agent *agent.Agent
 	sinks []sinks.Sink
 	cfg   *Config
+	// [enrich]: the enricher and the stop of its database reload loop.
+	enricher   *enrich.Enricher
+	stopEnrich context.CancelFunc
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) error {
@@ -137,7 +191,10 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 			s.Close()
 		}
 	}()
-	wd := watchdogTicker()
+	wdCtx, wdStop := context.WithCancel(context.Background())
+	defer wdStop()
+	d.live.step("starting", startBound)
+	go d.live.watchdog(wdCtx)
 	var prev *Config
 	for {
 		p, err := d.start(ctx, cfg)
@@ -153,6 +210,7 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		done := make(chan error, 1)
 		go func() { done <- p.agent.Run(runCtx) }()
 		d.ready.Store(true)
+		d.live.running(p.agent.Heartbeat, heartbeatStale(cfg))
 		_ = sdnotify.Ready()
 
 		var next *Config
@@ -161,8 +219,6 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 			select {
 			case <-ctx.Done():
 				break wait
-			case <-wd:
-				_ = sdnotify.Watchdog()
 			case <-hup:
 				_ = sdnotify.Reloading()
 				nc, err := LoadConfig(d.path)
@@ -178,6 +234,9 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		}
 		if next == nil {
 			_ = sdnotify.Stopping()
+			d.live.step("stopping", stopBound(cfg))
+		} else {
+			d.live.step("reloading", stopBound(cfg)+startBound)
 		}
 		d.ready.Store(false)
 		cancel()
@@ -186,8 +245,35 @@ func (d *daemon) serve(ctx context.Context, cfg *Config, hup <-chan os.Signal) e
 		if next == nil {
 			return err
 		}
+		d.live.step("reloading", startBound)
 		prev, cfg = cfg, next
 	}
+}
+
+// Bounds of the steps of a reload or a shutdown, for the watchdog and
+// EXTEND_TIMEOUT_USEC (see liveness).
+const (
+	// startBound: building the sinks and the agent (no network wait).
+	startBound = 30 * time.Second
+	// agentSendGrace is the agent's grace for sends blocked at a stop.
+	agentSendGrace = 5 * time.Second
+	// kafkaCloseWait is how long the Kafka sink waits, after closing its
+	// client, for the failed records to complete.
+	kafkaCloseWait = 10 * time.Second
+)
+
+// stopBound is the longest a clean stop of a pipeline takes: the agent's
+// send grace, the sinks' flush (shutdown_timeout), the Kafka client's close
+// and the final checkpoint.
+func stopBound(cfg *Config) time.Duration {
+	return agentSendGrace + cfg.Agent.ShutdownTimeout.Duration + kafkaCloseWait + 5*time.Second
+}
+
+// heartbeatStale is how old the agent's heartbeat may be while it is alive:
+// its loop goes round every scan_interval and checkpoint_interval; a scan
+// of many files or a slow fsync may take a few seconds more.
+func heartbeatStale(cfg *Config) time.Duration {
+	return max(3*max(cfg.Agent.ScanInterval.Duration, cfg.Agent.CheckpointInterval.Duration), 10*time.Second, sdnotify.WatchdogInterval()/2)
 }
 
 // setMemoryLimit applies agent.memory_limit unless GOMEMLIMIT is set.
@@ -238,16 +324,49 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		// format parquet: each input's schema gives its objects' columns.
 		s.UseSchemas(cfg.s3Schemas())
 	}
+	var en *enrich.Enricher
+	if cfg.Enrich != nil {
+		var err error
+		if en, err = enrich.New(*cfg.Enrich, d.log.With("component", "enrich")); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	a, err := agent.New(cfg.Agent, cfg.Inputs, ss, agent.Options{
 		Log: d.log.With("component", "agent"), Registerer: reg, KeyField: cfg.KeyField(),
 		KeepRaw: cfg.KafkaEnabled() && cfg.Sinks.Kafka.RawTopic != "",
 		Avro:    cfg.kafkaAvro(),
 		// Kafka in Avro is the only sink: the JSON is not needed.
-		AvroOnly: cfg.kafkaAvro() && !cfg.S3Enabled(),
+		AvroOnly:     cfg.kafkaAvro() && !cfg.S3Enabled(),
+		Enricher:     en,
+		EnrichedOnly: !cfg.wantsOriginals(),
 	})
 	if err != nil {
 		closeAll()
+		if en != nil {
+			en.Close()
+		}
 		return nil, err
+	}
+	stopEnrich := func() {}
+	if en != nil {
+		ectx, cancel := context.WithCancel(ctx)
+		stopEnrich = cancel
+		go en.Run(ectx)
+		for _, c := range []struct {
+			cache, result string
+			v             func(enrich.CacheStats) uint64
+		}{
+			{"ua", "hit", func(s enrich.CacheStats) uint64 { return s.UAHits }},
+			{"ua", "miss", func(s enrich.CacheStats) uint64 { return s.UAMisses }},
+			{"geo", "hit", func(s enrich.CacheStats) uint64 { return s.GeoHits }},
+			{"geo", "miss", func(s enrich.CacheStats) uint64 { return s.GeoMisses }},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nginx_shipper_enrich_cache_lookups_total", ConstLabels: prometheus.Labels{"cache": c.cache, "result": c.result},
+				Help: "[enrich] cache lookups: user agents (ua) and geo records (geo, since the databases were last loaded), by hit or miss.",
+			}, func() float64 { return float64(c.v(en.Stats())) }))
+		}
 	}
 	// Start-up checks: a sink that cannot be reached is logged loudly, not
 	// fatal: the sinks wait and retry, and nothing is read faster than they
@@ -269,7 +388,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		if rs, ok := s.(interface{ Ready() error }); ok {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "nginx_shipper_sink_up", ConstLabels: prometheus.Labels{"sink": s.Name()},
-				Help: "1 when the sink is ready (Kafka: produce requests succeed; S3: uploads succeed and the spool has room), else 0.",
+				Help: "1 when the sink is ready, else 0: the same readiness as /readyz, whose body gives the reason (Kafka: a broker answers, metadata and produce requests succeed, records are acknowledged within min(2 x request_timeout, 30s); S3: uploads succeed and the spool has room).",
 			}, func() float64 {
 				if rs.Ready() != nil {
 					return 0
@@ -279,7 +398,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := &pipeline{agent: a, sinks: ss, cfg: cfg}
+	p := &pipeline{agent: a, sinks: ss, cfg: cfg, enricher: en, stopEnrich: stopEnrich}
 	d.mu.Lock()
 	d.reg, d.pipe = reg, p
 	d.mu.Unlock()
@@ -299,6 +418,10 @@ func (d *daemon) stop(p *pipeline, cfg *Config) error {
 	}
 	if err := p.agent.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if p.enricher != nil {
+		p.stopEnrich()
+		p.enricher.Close()
 	}
 	if len(errs) > 0 {
 		d.log.Warn("shutdown incomplete; what was not delivered is read again at the next start", "err", errors.Join(errs...))

@@ -32,6 +32,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	parsers, _ := agent.CompileInputs(cfg.Inputs, cfg.KeyField(), os.ReadFile)
 	for i, in := range cfg.Inputs {
 		fmt.Fprintf(stdout, "input %d: paths %v, format %q, read_from %s\n", i, in.Paths, in.Format, in.ReadFrom)
+		if in.Topic != "" || in.S3Prefix != "" {
+			fmt.Fprintf(stdout, "  routed to: topic %q, s3_prefix %q (\"\": the sink's)\n", in.Topic, in.S3Prefix)
+		}
 		if p := parsers[i]; p != nil {
 			fmt.Fprintf(stdout, "  log_format escape=%s '%s'\n  fields: %s\n", p.Escape(), p.Format(), strings.Join(p.Fields(), " "))
 		}
@@ -59,6 +62,22 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 					failed = true
 				} else {
 					fmt.Fprintf(stdout, "kafka: the schema registry accepts the schema of every input\n")
+				}
+			}
+		}
+		if cfg.KafkaEnabled() {
+			// Each input's own topic exists too.
+			for i, in := range cfg.Inputs {
+				if in.Topic == "" || in.Topic == cfg.Sinks.Kafka.Topic {
+					continue
+				}
+				kc := *cfg.Sinks.Kafka
+				kc.Topic, kc.DeadLetterTopic, kc.RawTopic = in.Topic, "", ""
+				if err := checkKafka(ctx, kc, log); err != nil {
+					printErrors(stderr, fmt.Sprintf("nginx-shipper: inputs[%d].topic: ", i), err)
+					failed = true
+				} else {
+					fmt.Fprintf(stdout, "kafka: topic %q of input %d exists\n", in.Topic, i)
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // budget bounds what the sink holds unacknowledged: records and key+value
@@ -17,6 +18,10 @@ type budget struct {
 	waiters           int // acquire calls waiting
 	maxRecs, maxBytes int64
 	wake              chan struct{} // closed and cleared by release; nil when nobody waits
+	// progress is when a batch last completed, or when the first batch was
+	// taken while none was held: what is held has waited since then with
+	// no batch completing (see waitingSince).
+	progress time.Time
 }
 
 func (b *budget) init(maxRecs, maxBytes int64) { b.maxRecs, b.maxBytes = maxRecs, maxBytes }
@@ -41,6 +46,9 @@ func (b *budget) acquire(ctx context.Context, recs, bytes int64) (int64, int64, 
 		b.mu.Lock()
 		b.waiters--
 	}
+	if b.batches == 0 {
+		b.progress = time.Now()
+	}
 	b.recs += recs
 	b.bytes += bytes
 	b.batches++
@@ -54,6 +62,7 @@ func (b *budget) release(recs, bytes int64) {
 	b.recs -= recs
 	b.bytes -= bytes
 	b.batches--
+	b.progress = time.Now()
 	if b.wake != nil {
 		close(b.wake)
 		b.wake = nil
@@ -97,4 +106,13 @@ func (b *budget) waitCh() chan struct{} {
 		b.wake = make(chan struct{})
 	}
 	return b.wake
+}
+
+// waitingSince reports how many batches are held and, when some are, since
+// when no batch completed: the age of the sink's wait for an
+// acknowledgement.
+func (b *budget) waitingSince() (batches int, since time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.batches, b.progress
 }

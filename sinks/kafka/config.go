@@ -51,6 +51,10 @@ type Config struct {
 	// RawTopic, when set, also receives every parsed line as read, keyed like
 	// the event ("original and enriched"). Off ("") by default.
 	RawTopic string `toml:"raw_topic"`
+	// EnrichedTopic, when set and [enrich] is on, receives every parsed
+	// event with its enrichment (client_ip, geo, ua) while topic keeps the
+	// original; "" (default): topic carries the enriched events.
+	EnrichedTopic string `toml:"enriched_topic"`
 	// Partitioner is sticky (default: murmur2 of the key like the Java
 	// client, sticky batches for records without a key), uniform_bytes
 	// (KIP-480: key hashing, keyless records switch partition every
@@ -210,22 +214,17 @@ func (c *Config) Validate() error {
 		bad("topic", "must not be empty")
 	}
 	checkTopic := func(key, t string) {
-		if t == "" {
-			return
-		}
-		if len(t) > 249 {
-			bad(key, "topic names are at most 249 characters")
-		}
-		for _, r := range t {
-			if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				bad(key, "%q: topic names use only a-z A-Z 0-9 . _ -", t)
-				break
-			}
+		if err := CheckTopic(t); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 	checkTopic("topic", c.Topic)
 	checkTopic("dead_letter_topic", c.DeadLetterTopic)
 	checkTopic("raw_topic", c.RawTopic)
+	checkTopic("enriched_topic", c.EnrichedTopic)
+	if c.EnrichedTopic != "" && (c.EnrichedTopic == c.Topic || c.EnrichedTopic == c.RawTopic || c.EnrichedTopic == c.DeadLetterTopic) {
+		bad("enriched_topic", "must differ from sinks.kafka.topic, raw_topic and dead_letter_topic")
+	}
 	if c.DeadLetterTopic != "" && c.DeadLetterTopic == c.Topic {
 		bad("dead_letter_topic", "must differ from sinks.kafka.topic, so bad lines never reach the consumers of parsed events")
 	}
@@ -329,3 +328,17 @@ func (s SASLConfig) String() string {
 
 // LogValue implements slog.LogValuer, redacting the password.
 func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// CheckTopic reports why t is not a valid Kafka topic name ("" is valid:
+// none). The agent's per-input topic is checked with it too.
+func CheckTopic(t string) error {
+	if len(t) > 249 {
+		return errors.New("topic names are at most 249 characters")
+	}
+	for _, r := range t {
+		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("%q: topic names use only a-z A-Z 0-9 . _ -", t)
+		}
+	}
+	return nil
+}

@@ -54,14 +54,17 @@ const dlqHeadroom = 8 << 10
 
 // Sink produces events to Kafka. It implements sinks.Sink.
 type Sink struct {
-	cfg     Config
-	log     *slog.Logger
-	cl      *kgo.Client
-	m       *metrics
-	budget  budget
-	promise func(*kgo.Record, error) // s.onPromise, bound once
-	host    []byte
-	dlqMax  int
+	cfg       Config
+	log       *slog.Logger
+	cl        *kgo.Client
+	m         *metrics
+	h         health
+	counts    sinks.Counts
+	budget    budget
+	stopProbe chan struct{}
+	promise   func(*kgo.Record, error) // s.onPromise, bound once
+	host      []byte
+	dlqMax    int
 
 	closed atomic.Bool // Close was called: Send refuses new batches
 
@@ -125,6 +128,8 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 	}
 	s.rq.init()
 	go s.rerouteLoop()
+	s.stopProbe = make(chan struct{})
+	go s.probe(s.stopProbe)
 	return s, nil
 }
 
@@ -145,7 +150,7 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.ClientID(c.ClientID),
 		kgo.DialTimeout(c.DialTimeout.Duration),
 		kgo.WithLogger(kgoLogger{s.log}),
-		kgo.WithHooks(hooks{s.m}),
+		kgo.WithHooks(hooks{s.m, &s.h}),
 		// Delivery: acks=all with the idempotent producer (franz-go's
 		// default with acks=all), unlimited retries and no delivery
 		// timeout, so a broker outage is waited out, never dropped.
@@ -187,6 +192,10 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "kafka" }
 
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
+
 // Send implements sinks.Sink. It first waits, until ctx is done, for room in
 // the max_buffered_records / max_buffered_bytes budget for the whole batch
 // (a batch larger than the budget waits until nothing else is held). That
@@ -223,6 +232,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		schemaID = id
 	}
 	dlq, raw := s.cfg.DeadLetterTopic != "", s.cfg.RawTopic != ""
+	enr := s.cfg.EnrichedTopic != "" // [enrich]: the enriched events also go there
 	var nrecs, nbytes int64
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -232,12 +242,17 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 				nrecs++
 				nbytes += int64(min(max(len(ev.Raw), len(ev.Value)), s.dlqMax))
 			}
-		case raw:
-			nrecs += 2
-			nbytes += int64(len(s.value(ev)) + len(ev.Raw) + 2*len(ev.Key))
 		default:
 			nrecs++
 			nbytes += int64(len(s.value(ev)) + len(ev.Key))
+			if raw {
+				nrecs++
+				nbytes += int64(len(ev.Raw) + len(ev.Key))
+			}
+			if enr && ev.Enriched != nil {
+				nrecs++
+				nbytes += int64(len(ev.Enriched) + len(ev.Key))
+			}
 		}
 	}
 	grantedRecs, grantedBytes, err := s.budget.acquire(ctx, nrecs, nbytes)
@@ -293,16 +308,24 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		}
 		rs.role = roleMain
 		rs.rec.Topic = s.cfg.Topic
+		if st.b.Source != nil && st.b.Source.Topic != "" {
+			rs.rec.Topic = st.b.Source.Topic // [[inputs]] topic
+		}
 		rs.rec.Key = ev.Key
 		rs.rec.Value = s.value(ev)
 		if s.avro {
 			frame(ev.Avro, schemaID)
+		} else if ev.Enriched != nil && !enr {
+			rs.rec.Value = ev.Enriched // [enrich] without enriched_topic: topic carries enriched events
 		}
 		rs.rec.Timestamp = ev.Time
 		rs.rec.Headers = st.headers(rs.hdrs[:0])
-		rs.left.Store(1)
+		// The event is Done when every record made from it is acknowledged:
+		// rs owns the count (left) of its raw and enriched records too.
+		var rr, re *recState
+		left := int32(1)
 		if raw {
-			rr := &st.recs[ri]
+			rr = &st.recs[ri]
 			ri++
 			rr.reset(st, ev)
 			rr.role = roleRaw
@@ -312,12 +335,29 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			rr.rec.Value = ev.Raw
 			rr.rec.Timestamp = ev.Time
 			rr.rec.Headers = st.headers(rr.hdrs[:0])
-			rs.left.Store(2)
-			s.cl.Produce(context.Background(), &rs.rec, s.promise)
-			s.cl.Produce(context.Background(), &rr.rec, s.promise)
-			continue
+			left++
 		}
+		if enr && ev.Enriched != nil {
+			re = &st.recs[ri]
+			ri++
+			re.reset(st, ev)
+			re.role = roleEnriched
+			re.join = rs
+			re.rec.Topic = s.cfg.EnrichedTopic
+			re.rec.Key = ev.Key
+			re.rec.Value = ev.Enriched
+			re.rec.Timestamp = ev.Time
+			re.rec.Headers = st.headers(re.hdrs[:0])
+			left++
+		}
+		rs.left.Store(left)
 		s.cl.Produce(context.Background(), &rs.rec, s.promise)
+		if rr != nil {
+			s.cl.Produce(context.Background(), &rr.rec, s.promise)
+		}
+		if re != nil {
+			s.cl.Produce(context.Background(), &re.rec, s.promise)
+		}
 	}
 	if counted > 0 {
 		s.m.invalid.WithLabelValues("counted").Add(float64(counted))
@@ -413,12 +453,12 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 	kind := errKind(err)
 	s.m.errors.WithLabelValues(kind).Inc()
 	if errors.Is(err, kgo.ErrClientClosed) {
-		rs.finish(fmt.Errorf("%w: %w", sinks.ErrClosed, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w: %w", sinks.ErrClosed, err)))
 		return
 	}
 	ev := rs.ev
 	switch rs.role {
-	case roleMain, roleRaw:
+	case roleMain, roleRaw, roleEnriched:
 		if s.cfg.DeadLetterTopic != "" {
 			rs.cause = err
 			rs.causeTopic = r.Topic
@@ -428,7 +468,7 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		s.m.rejected.WithLabelValues(kind, "failed").Inc()
 		s.logFailure("record rejected for good and there is no dead_letter_topic: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleInvalid, roleSchema:
 		stage := StageSchema
 		if rs.role == roleInvalid {
@@ -438,14 +478,14 @@ func (s *Sink) onPromise(r *kgo.Record, err error) {
 		s.m.invalidEvents.WithLabelValues(stage, "failed").Inc()
 		s.logFailure("producing an unparsed line to the dead-letter topic failed for good: the line is not acknowledged",
 			"topic", r.Topic, "file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by dead-letter topic %s: %w", ErrRejected, r.Topic, err)))
 	case roleReroute:
 		s.m.rejected.WithLabelValues(errKind(rs.cause), "failed").Inc()
 		s.logFailure("record rejected for good and the dead-letter produce failed too: the line is not acknowledged",
 			"topic", rs.causeTopic, "reason", rs.cause, "dead_letter_topic", r.Topic,
 			"file", rs.st.b.Source.Path, "offset", ev.Offset, "err", err)
-		rs.finish(fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
-			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err))
+		rs.finish(sinks.Failed("kafka", fmt.Errorf("%w by topic %s (%v), and by dead-letter topic %s: %w",
+			ErrRejected, rs.causeTopic, rs.cause, r.Topic, err)))
 	}
 }
 
@@ -552,6 +592,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.clientClosed = true
 	s.mu.Unlock()
+	close(s.stopProbe)
 	s.cl.Close()
 	// Closing failed every buffered record through its promise; reroutes
 	// still queued find the client closed. Both complete quickly.
@@ -574,11 +615,12 @@ func (s *Sink) Close(ctx context.Context) error {
 
 // Record roles.
 const (
-	roleMain    uint8 = iota // the parsed event, to topic
-	roleRaw                  // the line as read, to raw_topic
-	roleInvalid              // a line that did not parse, to dead_letter_topic
-	roleReroute              // a rejected main/raw record's line, to dead_letter_topic
-	roleSchema               // a parsed line whose event does not fit its Avro schema, to dead_letter_topic
+	roleMain     uint8 = iota // the parsed event, to topic
+	roleRaw                   // the line as read, to raw_topic
+	roleInvalid               // a line that did not parse, to dead_letter_topic
+	roleReroute               // a rejected main/raw record's line, to dead_letter_topic
+	roleSchema                // a parsed line whose event does not fit its Avro schema, to dead_letter_topic
+	roleEnriched              // the enriched event ([enrich]), to enriched_topic
 )
 
 // batchState is the sink's state for one batch it took. It is pooled: its
@@ -647,6 +689,7 @@ func (rs *recState) finish(err error) {
 	if p := j.errp.Load(); p != nil {
 		j.ev.Done(*p)
 		st.failed.Add(1)
+		st.s.counts.Failed(1)
 	}
 	st.eventDone()
 }
@@ -660,9 +703,11 @@ func (st *batchState) eventDone() {
 	if st.pending.Add(-1) != 0 {
 		return
 	}
-	st.b.DoneN(nil, len(st.b.Events)-int(st.failed.Load()))
-	st.failed.Store(0)
+	ok := len(st.b.Events) - int(st.failed.Load())
 	s := st.s
+	s.counts.Acked(ok)
+	st.b.DoneN(nil, ok)
+	st.failed.Store(0)
 	s.m.latency.Observe(time.Since(st.start).Seconds())
 	s.budget.release(st.grantedRecs, st.grantedBytes)
 	clear(st.recs) // drop references to the agent's bytes
@@ -721,16 +766,6 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), l, msg, keyvals...)
-}
-
-// Ready reports why the sink is not ready (/readyz): the last produce
-// request to the brokers failed (down or unreachable; records wait and are
-// retried). nil when it is ready.
-func (s *Sink) Ready() error {
-	if s.m.produceFailing.Load() {
-		return errors.New("produce requests to the brokers are failing (retrying; see the log)")
-	}
-	return s.RegistryReady()
 }
 
 // RegistryReady reports why the schema registry part of the sink is not

@@ -362,6 +362,16 @@ func TestRejectedWithoutDeadLetterIsNotAcknowledged(t *testing.T) {
 				"reason", "TOPIC_AUTHORIZATION_FAILED", "action", "failed"); got != 2 {
 				t.Errorf("rejected_records_total{failed} = %v, want 2", got)
 			}
+			if sinks.SinkOf(err) != "kafka" {
+				t.Errorf("Done(%v): the error does not name the sink", err)
+			}
+			wantAcked := int64(0)
+			if dlq == "" {
+				wantAcked = 1 // the counted invalid line
+			}
+			if acked, failed := e.s.Counts().Load(); acked != wantAcked || failed != 2 {
+				t.Errorf("Counts() = %d acknowledged, %d failed; want %d and 2", acked, failed, wantAcked)
+			}
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,10 +16,6 @@ import (
 // batch (a franz-go hook), not per record, to keep the hot path free of
 // metric updates.
 type metrics struct {
-	// produceFailing is true when the last produce request to a broker
-	// failed to be written or answered (for Ready).
-	produceFailing atomic.Bool
-
 	records         *prometheus.CounterVec // topic
 	bytes           *prometheus.CounterVec // topic
 	compressedBytes *prometheus.CounterVec // topic
@@ -136,7 +131,10 @@ func brokerLabel(meta kgo.BrokerMetadata) string {
 }
 
 // hooks feeds the metrics from franz-go. Every hook only updates metrics.
-type hooks struct{ m *metrics }
+type hooks struct {
+	m *metrics
+	h *health
+}
 
 var (
 	_ kgo.HookBrokerConnect       = hooks{}
@@ -146,6 +144,7 @@ var (
 )
 
 func (h hooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	h.h.setBroker(meta.NodeID, net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), err)
 	if err != nil {
 		h.m.connectErrors.WithLabelValues(brokerLabel(meta)).Inc()
 		return
@@ -157,18 +156,28 @@ func (h hooks) OnBrokerDisconnect(meta kgo.BrokerMetadata, _ net.Conn) {
 	h.m.conns.WithLabelValues(brokerLabel(meta)).Dec()
 }
 
-func (h hooks) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
-	if key != 0 { // kmsg.Produce
+func (h hooks) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if e2e.WriteErr != nil || e2e.ReadErr != nil {
+		h.h.setBroker(meta.NodeID, net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), e2e.Err())
+	} else {
+		h.h.setBroker(meta.NodeID, "", nil)
+	}
+	switch key {
+	case 3: // kmsg.Metadata
+		h.h.setMeta(e2e.Err())
+		return
+	case 0: // kmsg.Produce
+	default:
 		return
 	}
 	if e2e.WriteErr != nil {
 		h.m.errors.WithLabelValues("write").Inc()
-		h.m.produceFailing.Store(true)
+		h.h.produceFailing.Store(true)
 	} else if e2e.ReadErr != nil {
 		h.m.errors.WithLabelValues("read").Inc()
-		h.m.produceFailing.Store(true)
+		h.h.produceFailing.Store(true)
 	} else {
-		h.m.produceFailing.Store(false)
+		h.h.produceFailing.Store(false)
 	}
 }
 

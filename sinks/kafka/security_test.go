@@ -76,6 +76,7 @@ func TestSASL(t *testing.T) {
 type testPKI struct {
 	caFile, certFile, keyFile string // the client's files
 	server                    tls.Certificate
+	nameOnly                  tls.Certificate // for kafka.test only: no IP SAN
 	pool                      *x509.CertPool
 }
 
@@ -126,6 +127,8 @@ func newPKI(t *testing.T) *testPKI {
 	p.caFile = write("ca.pem", "CERTIFICATE", caDER)
 	srvDER, srvKey := leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}, []string{"kafka.test"})
 	p.server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+	nameDER, nameKey := leaf(4, x509.ExtKeyUsageServerAuth, nil, []string{"kafka.test"})
+	p.nameOnly = tls.Certificate{Certificate: [][]byte{nameDER}, PrivateKey: nameKey}
 	cliDER, cliKey := leaf(3, x509.ExtKeyUsageClientAuth, nil, nil)
 	p.certFile = write("client.pem", "CERTIFICATE", cliDER)
 	keyDER, err := x509.MarshalECPrivateKey(cliKey)
@@ -160,9 +163,37 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("Check = %v, want an unknown authority error", err)
 		}
 	})
+	// The broker's certificate names kafka.test only (no 127.0.0.1 SAN),
+	// so only a client that verifies against server_name can connect: the
+	// test fails if server_name is ignored.
+	t.Run("server_name is what is verified", func(t *testing.T) {
+		c := newCluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pki.nameOnly}, MinVersion: tls.VersionTLS12}))
+		for _, tc := range []struct {
+			name, serverName string
+			ok               bool
+		}{{"server_name kafka.test", "kafka.test", true}, {"no server_name", "", false}, {"another server_name", "other.test", false}} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := testConfig(c.ListenAddrs())
+				cfg.TLS = TLSConfig{CAFile: pki.caFile, ServerName: tc.serverName}
+				e := newEnv(t, c, cfg)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				err := e.s.Check(ctx)
+				var host x509.HostnameError
+				switch {
+				case tc.ok && err != nil:
+					t.Fatalf("Check: %v", err)
+				case tc.ok:
+					e.sendOne()
+				case !errors.As(err, &host):
+					t.Fatalf("Check = %v, want a hostname mismatch", err)
+				}
+			})
+		}
+	})
 	t.Run("mutual TLS with server name", func(t *testing.T) {
 		c := newCluster(t, kfake.TLS(&tls.Config{
-			Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12,
+			Certificates: []tls.Certificate{pki.nameOnly}, MinVersion: tls.VersionTLS12,
 			ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert,
 		}))
 		cfg := testConfig(c.ListenAddrs())

@@ -43,6 +43,10 @@ type Config struct {
 	// ForcePathStyle addresses the bucket in the path, not the host name
 	// (most S3-compatible stores need it).
 	ForcePathStyle bool `toml:"force_path_style"`
+	// Enriched says which stream the objects hold when [enrich] is on: the
+	// enriched events (true, the default) or the originals (false).
+	// Without [enrich] events have no enriched form and it has no effect.
+	Enriched *bool `toml:"enriched"`
 	// Prefix is the key template of an object's folder: strftime conversions
 	// (%Y %m %d %H %M %S %j %y %F %T %s %%) of the event time in UTC, and the
 	// placeholders {hostname} and {input} (the index of the [[inputs]]
@@ -130,6 +134,10 @@ func (c *Config) Defaults() {
 	if c.Enabled == nil {
 		t := true
 		c.Enabled = &t
+	}
+	if c.Enriched == nil {
+		t := true
+		c.Enriched = &t
 	}
 	if c.Region == "" {
 		c.Region = "us-east-1"

@@ -56,7 +56,11 @@ type Sink struct {
 	host     string       // hostname for object names (no '/')
 	m        *metrics
 
-	uploadFailing atomic.Bool // the last upload attempt failed
+	uploadFailing atomic.Bool            // the last upload attempt failed
+	uploadErr     atomic.Pointer[string] // why, for Ready
+	lastUpload    atomic.Int64           // unix ns of the last upload attempt
+	probeErr      atomic.Pointer[string] // the idle probe's failure; nil: none
+	counts        sinks.Counts
 
 	mu         sync.Mutex
 	closed     bool
@@ -72,6 +76,7 @@ type Sink struct {
 	commitEnd  bool // committer exited: no more batches will be closed
 	uploading  int  // batches taken by uploaders
 	prefixes   map[partKey]string
+	inPrefix   map[string]*keyTemplate // compiled [[inputs]] s3_prefix templates
 	lastKey    partKey
 	lastPend   *pending
 	free       []*pending             // emptied pending structs for partition to reuse
@@ -107,6 +112,7 @@ type Sink struct {
 type partKey struct {
 	kind  kind
 	input int
+	tmpl  *keyTemplate // the prefix template: the sink's, or the input's s3_prefix
 	t     int64
 }
 
@@ -171,6 +177,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		pend:       map[partKey]*pending{},
 		live:       map[string]time.Time{},
 		prefixes:   map[partKey]string{},
+		inPrefix:   map[string]*keyTemplate{},
 		open:       map[string]*batchFile{},
 		kick:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -216,6 +223,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		go s.uploadLoop()
 	}
 	go func() { s.upWG.Wait(); close(s.upDone) }()
+	go s.probe()
 	return s, nil
 }
 
@@ -251,6 +259,10 @@ func (s *Sink) schemaOf(input int) *parser.Schema {
 // Name implements sinks.Sink.
 func (s *Sink) Name() string { return "s3" }
 
+// Counts implements sinks.Counter: the events this sink acknowledged and
+// failed.
+func (s *Sink) Counts() *sinks.Counts { return &s.counts }
+
 // Ready reports why the sink is not ready (/readyz): the spool is full
 // (reading is paused), or uploads are failing. nil when it is ready.
 func (s *Sink) Ready() error {
@@ -261,10 +273,48 @@ func (s *Sink) Ready() error {
 	switch {
 	case full:
 		return fmt.Errorf("spool full (%d bytes, spool_max_bytes %d): reading is paused until uploads succeed", spooled, s.cfg.SpoolMaxBytes)
+	case s.probeErr.Load() != nil:
+		return fmt.Errorf("the bucket does not answer (retrying): %s", *s.probeErr.Load())
 	case s.uploadFailing.Load():
-		return errors.New("uploads are failing (retrying; see the log)")
+		why := "see the log"
+		if p := s.uploadErr.Load(); p != nil {
+			why = *p
+		}
+		return fmt.Errorf("uploads are failing (retrying; spool %d bytes): %s", spooled, why)
 	}
 	return nil
+}
+
+// probeInterval is how often an idle sink checks the bucket (HeadBucket).
+var probeInterval = 5 * time.Second // a var for tests
+
+// probe checks the bucket every probeInterval while no upload was attempted
+// for that long, until the sink closes: with batches closed only every
+// batch_max_age, S3 going away would otherwise show only at the next
+// upload.
+func (s *Sink) probe() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastUpload.Load())) < probeInterval {
+			s.probeErr.Store(nil) // uploads tell
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.upCtx, min(s.cfg.UploadTimeout.Duration, 10*time.Second))
+		err := s.Check(ctx)
+		cancel()
+		if err != nil {
+			why := err.Error()
+			s.probeErr.Store(&why)
+		} else {
+			s.probeErr.Store(nil)
+		}
+	}
 }
 
 // broadcast wakes everything waiting on s.changed. Call with s.mu held.
@@ -317,8 +367,12 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		return sinks.ErrClosed
 	}
 	input, file := 0, ""
+	tmpl := s.prefix
 	if b.Source != nil {
 		input, file = b.Source.Input, b.Source.Path
+		if b.Source.S3Prefix != "" {
+			tmpl = s.inputPrefix(b.Source.S3Prefix)
+		}
 	}
 	var added int64
 	for i := range b.Events {
@@ -328,20 +382,24 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			if s.dlPrefix == nil {
 				continue
 			}
-			p := s.partition(kindDeadLetter, input, ev.Time)
+			p := s.partition(kindDeadLetter, s.dlPrefix, input, ev.Time)
 			rec := deadLetterRecord(ev, file)
 			p.vals = append(p.vals, rec)
 			p.bytes += int64(len(rec) + 1)
 			added += int64(len(rec) + 1)
 			continue
 		}
-		if len(ev.Value) == 0 {
+		val := ev.Value
+		if ev.Enriched != nil && (s.cfg.Enriched == nil || *s.cfg.Enriched) {
+			val = ev.Enriched // [enrich] on and sinks.s3.enriched
+		}
+		if len(val) == 0 {
 			continue
 		}
-		p := s.partition(kindEvents, input, ev.Time)
-		p.vals = append(p.vals, ev.Value)
-		p.bytes += int64(len(ev.Value) + 1)
-		added += int64(len(ev.Value) + 1)
+		p := s.partition(kindEvents, tmpl, input, ev.Time)
+		p.vals = append(p.vals, val)
+		p.bytes += int64(len(val) + 1)
+		added += int64(len(val) + 1)
 	}
 	if len(s.acks) == 0 {
 		s.pendSince = time.Now()
@@ -356,14 +414,26 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	return nil
 }
 
-// partition returns the pending lines of the event's partition. Call with
-// s.mu held.
-func (s *Sink) partition(k kind, input int, t time.Time) *pending {
-	tmpl := s.prefix
-	if k == kindDeadLetter {
-		tmpl = s.dlPrefix
+// inputPrefix returns the compiled template of an input's s3_prefix (the
+// agent validated it; one that does not compile falls back to prefix).
+// Call with s.mu held.
+func (s *Sink) inputPrefix(p string) *keyTemplate {
+	t, ok := s.inPrefix[p]
+	if !ok {
+		var err error
+		if t, err = compileTemplate(p); err != nil {
+			s.log.Error("invalid s3_prefix of an input; using sinks.s3.prefix", "s3_prefix", p, "err", err)
+			t = s.prefix
+		}
+		s.inPrefix[p] = t
 	}
-	key := partKey{kind: k, input: input, t: t.Truncate(tmpl.resolution).UnixNano()}
+	return t
+}
+
+// partition returns the pending lines of the event's partition under the
+// prefix template tmpl. Call with s.mu held.
+func (s *Sink) partition(k kind, tmpl *keyTemplate, input int, t time.Time) *pending {
+	key := partKey{kind: k, input: input, tmpl: tmpl, t: t.Truncate(tmpl.resolution).UnixNano()}
 	if s.lastPend != nil && key == s.lastKey {
 		return s.lastPend
 	}
@@ -598,7 +668,7 @@ func (s *Sink) commit() {
 	if err != nil {
 		s.m.commitErrors.Inc()
 		s.log.Error("spool commit failed; events acknowledged with the error", "err", err, "batches", len(acks))
-		err = fmt.Errorf("s3 sink: spool: %w", err)
+		err = sinks.Failed("s3", fmt.Errorf("s3 sink: spool (%w): %w", sinks.ErrRetriable, err))
 	} else {
 		s.m.eventsSpooled.Add(float64(events))
 		s.m.bytesSpooled.Add(float64(raw))
@@ -610,6 +680,11 @@ func (s *Sink) commit() {
 		p.vals, p.bytes = p.vals[:0], 0
 	}
 	for _, b := range acks {
+		if err != nil {
+			s.counts.Failed(len(b.Events))
+		} else {
+			s.counts.Acked(len(b.Events))
+		}
 		b.DoneAll(err)
 	}
 	s.m.commits.Inc()

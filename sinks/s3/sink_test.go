@@ -846,3 +846,23 @@ func TestUploadChecksumVerified(t *testing.T) {
 	}
 	equalLines(t, allLines(lakeLines(t, srv, "nginx/")), values(evs))
 }
+
+// TestReadyFollowsTheBucketWhenIdle: with no batch to upload (batches close
+// every batch_max_age), the sink's probe still finds the store gone within
+// seconds (versitygw stopped), and ready again once it is back.
+func TestReadyFollowsTheBucketWhenIdle(t *testing.T) {
+	old := probeInterval
+	probeInterval = 200 * time.Millisecond
+	defer func() { probeInterval = old }()
+	srv := s3test.Start(t)
+	h := newHarness(t, testConfig(t, srv), srv.Client())
+	waitFor(t, 10*time.Second, "ready", func() bool { return h.s.Ready() == nil })
+	srv.Stop()
+	start := time.Now()
+	waitFor(t, 20*time.Second, "not ready with the store stopped", func() bool { return h.s.Ready() != nil })
+	t.Logf("idle, S3 stopped: not ready after %v: %v", time.Since(start).Round(time.Millisecond), h.s.Ready())
+	srv.Start()
+	start = time.Now()
+	waitFor(t, 20*time.Second, "ready with the store back", func() bool { return h.s.Ready() == nil })
+	t.Logf("idle, S3 back: ready after %v", time.Since(start).Round(time.Millisecond))
+}

@@ -21,6 +21,15 @@ type segment struct {
 	verb byte // 0 for a literal; 'h' hostname; 'i' input; else strftime
 }
 
+// CheckPrefix reports why s is not a valid key prefix template (the
+// agent's per-input s3_prefix is checked with it).
+func CheckPrefix(s string) error {
+	if strings.HasPrefix(s, "/") {
+		return fmt.Errorf("must not start with /")
+	}
+	return checkTemplate(s)
+}
+
 // checkTemplate reports why s is not a valid key template.
 func checkTemplate(s string) error {
 	_, err := compileTemplate(s)

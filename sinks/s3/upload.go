@@ -135,9 +135,11 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile, conv *pqConver
 			s.m.uploadRetries.Inc()
 		}
 		start := time.Now()
+		s.lastUpload.Store(start.UnixNano())
 		err := s.uploadOnce(ctx, bf, conv)
 		if err == nil {
 			s.uploadFailing.Store(false)
+			s.probeErr.Store(nil)
 			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
 			s.m.objects.WithLabelValues(bf.meta.Kind).Inc()
 			if bf.pq != nil {
@@ -154,6 +156,8 @@ func (s *Sink) uploadRetrying(ctx context.Context, bf *batchFile, conv *pqConver
 			return ctx.Err()
 		}
 		s.m.uploadErrors.Inc()
+		why := err.Error()
+		s.uploadErr.Store(&why)
 		s.uploadFailing.Store(true)
 		// Full jitter in [backoff/2, backoff].
 		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))

@@ -81,6 +81,14 @@ func Reloading() error {
 // WatchdogInterval()/2.
 func Watchdog() error { return Notify("WATCHDOG=1") }
 
+// ExtendTimeout asks systemd for d more time for the start, reload or stop
+// in progress: EXTEND_TIMEOUT_USEC. It extends the job's timeout
+// (TimeoutStartSec=, TimeoutStopSec=) only; it does not pause the watchdog,
+// which must go on being fed.
+func ExtendTimeout(d time.Duration) error {
+	return Notify("EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10))
+}
+
 // Status sets the free-form status line that systemctl status shows:
 // STATUS=s. Newlines in s are replaced by spaces.
 func Status(s string) error {

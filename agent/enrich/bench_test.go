@@ -1,0 +1,185 @@
+package enrich
+
+import (
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/nginx-shipper/nginx-shipper/parser"
+)
+
+type benchEnv struct {
+	e   *Enricher
+	p   *parser.Parser
+	b   *Binding
+	st  State
+	r   parser.Result
+	ev  []byte
+	out []byte
+}
+
+func newBenchEnv(b *testing.B, cfg Config) *benchEnv {
+	dir := b.TempDir()
+	cfg.GeoIPDatabase, cfg.ASNDatabase = enrichtest.CityDB(b, dir), enrichtest.ASNDB(b, dir)
+	cfg.ClientIPHeader, cfg.TrustedProxies = "x_forwarded_for", []string{"10.0.0.0/8"}
+	e := mustNew(b, cfg)
+	p, err := parser.Compile(testFormat, parser.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bd, err := e.Bind(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchEnv{e: e, p: p, b: bd, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+}
+
+func (x *benchEnv) line(b *testing.B, line []byte, enrich bool) {
+	var err error
+	x.ev, err = x.p.Parse(x.ev[:0], line, parser.Meta{Host: "h", File: "/f"}, &x.r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if enrich {
+		x.out = x.e.AppendEvent(x.out[:0], x.ev, x.b, &x.st, line, &x.r)
+	}
+}
+
+var benchLine = []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET /products?id=7 HTTP/1.1" 200 5120 "https://shop.example.com/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" "81.2.69.142, 10.1.1.1"`)
+
+// BenchmarkParseOnly is the baseline: parsing the line without enrichment.
+func BenchmarkParseOnly(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	b.ReportAllocs()
+	for b.Loop() {
+		x.line(b, benchLine, false)
+	}
+}
+
+// BenchmarkEnrichCached: client_ip walk + GeoIP + ASN + user agent, all
+// cached (the steady state of a real site). The cost of enrichment is
+// this minus BenchmarkParseOnly.
+func BenchmarkEnrichCached(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	x.line(b, benchLine, true)
+	b.ReportAllocs()
+	for b.Loop() {
+		x.line(b, benchLine, true)
+	}
+}
+
+// BenchmarkEnrichUniqueUA is the worst case: every line a new user agent
+// (a flood), so every line parses its user agent and evicts.
+func BenchmarkEnrichUniqueUA(b *testing.B) {
+	x := newBenchEnv(b, Config{UACacheSize: 4096})
+	lines := make([][]byte, 1<<16)
+	for i := range lines {
+		lines[i] = []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 5 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.` + strconv.Itoa(i) + `.0 Safari/537.36" "81.2.69.142"`)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		x.line(b, lines[i%len(lines)], true)
+		i++
+	}
+}
+
+// BenchmarkUAParse is one uncached user-agent parse (go-useragent plus
+// os_version and bot tokens) and its rendering.
+func BenchmarkUAParse(b *testing.B) {
+	p := newUAParser()
+	rows := loadUAs(b)
+	b.ReportAllocs()
+	i := 0
+	var dst []byte
+	for b.Loop() {
+		dst = appendUA(dst[:0], p.Parse([]byte(rows[i%len(rows)].ua)))
+		i++
+	}
+}
+
+// BenchmarkGeoCached is the GeoIP + ASN step of a line from an address
+// seen before: one address-cache hit.
+func BenchmarkGeoCached(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	a, _ := parseAddr([]byte("81.2.69.142"))
+	g := x.e.gen.Load()
+	dst := g.appendGeo(nil, a)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = g.appendGeo(dst[:0], a)
+	}
+}
+
+// BenchmarkGeoRecordCached: an address not seen before in a network whose
+// records are cached: two tree walks and one record-cache hit.
+func BenchmarkGeoRecordCached(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	a, _ := parseAddr([]byte("81.2.69.142"))
+	g := x.e.gen.Load()
+	g.lookup(a)
+	b.ReportAllocs()
+	for b.Loop() {
+		g.lookup(a)
+	}
+}
+
+// BenchmarkGeoUncached decodes and renders the records every time (the
+// first line from each new network).
+func BenchmarkGeoUncached(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	a, _ := parseAddr([]byte("81.2.69.142"))
+	g := x.e.gen.Load()
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		// appendGeo's miss path: two lookups, decode, render.
+		rg, ra := g.geo.Lookup(a), g.asn.Lookup(a)
+		var gf geoFields
+		gf.from(rg)
+		gf.from(ra)
+		dst = gf.append(dst[:0])
+	}
+}
+
+// BenchmarkUACacheMemory reports the heap bytes one UA cache entry costs
+// (key, rendered fragment and map overhead), for realistic user agents
+// made unique.
+func BenchmarkUACacheMemory(b *testing.B) {
+	rows := loadUAs(b)
+	const n = 20000
+	uas := make([][]byte, n)
+	for i := range uas {
+		uas[i] = []byte(rows[i%len(rows)].ua + " " + strconv.Itoa(i))
+	}
+	p := newUAParser()
+	frags := make([]string, n)
+	for i := range frags {
+		frags[i] = string(appendUA(nil, p.Parse(uas[i])))
+	}
+	var perEntry float64
+	for b.Loop() {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		c := newUACache(2 * n) // room for all: measure entries, not eviction
+		for i := range uas {
+			c.set(uas[i], frags[i])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if c.len() != n {
+			b.Fatalf("%d entries, want %d", c.len(), n)
+		}
+		// The fragments were allocated before m0; count them as the cache
+		// holds them.
+		fragBytes := 0
+		for _, f := range frags {
+			fragBytes += len(f)
+		}
+		perEntry = (float64(m1.HeapAlloc) - float64(m0.HeapAlloc) + float64(fragBytes)) / n
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(perEntry, "B/entry")
+}

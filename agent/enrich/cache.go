@@ -1,0 +1,174 @@
+package enrich
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+const cacheShards = 16
+
+// fragCache maps a key to an immutable rendered JSON fragment. It is
+// bounded: each shard keeps two generations of at most perGen entries
+// (see doc.go, "The caches"). Safe for concurrent use; Get does not
+// allocate.
+type fragCache[K comparable] struct {
+	seed   maphash.Seed
+	perGen int
+	shards [cacheShards]cacheShard[K]
+
+	hits, misses atomic.Uint64
+}
+
+type cacheShard[K comparable] struct {
+	mu        sync.Mutex
+	cur, prev map[K]entry[K]
+	_         [40]byte // keep shards on their own cache lines
+}
+
+// entry keeps its own key, so that moving it from the previous generation
+// to the current one reuses the key (for strings: no copy).
+type entry[K comparable] struct {
+	k K
+	v string
+}
+
+func newFragCache[K comparable](capacity int) *fragCache[K] {
+	per := capacity / (2 * cacheShards)
+	if per < 1 {
+		per = 1
+	}
+	c := &fragCache[K]{seed: maphash.MakeSeed(), perGen: per}
+	for i := range c.shards {
+		c.shards[i].cur = make(map[K]entry[K])
+	}
+	return c
+}
+
+// shard picks the shard of a key by its hash h.
+func (c *fragCache[K]) shard(h uint64) *cacheShard[K] { return &c.shards[h%cacheShards] }
+
+// found counts a lookup.
+func (c *fragCache[K]) found(ok bool) {
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+}
+
+// promote moves a previous-generation entry to the current one; s.mu held.
+func (c *fragCache[K]) promote(s *cacheShard[K], e entry[K]) { c.putLocked(s, e) }
+
+func (c *fragCache[K]) put(s *cacheShard[K], k K, v string) {
+	s.mu.Lock()
+	c.putLocked(s, entry[K]{k, v})
+	s.mu.Unlock()
+}
+
+func (c *fragCache[K]) putLocked(s *cacheShard[K], e entry[K]) {
+	if _, ok := s.cur[e.k]; !ok && len(s.cur) >= c.perGen {
+		s.prev = s.cur
+		s.cur = make(map[K]entry[K], c.perGen)
+	}
+	s.cur[e.k] = e
+}
+
+// len returns the number of entries held.
+func (c *fragCache[K]) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.cur) + len(s.prev)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// stats returns hits and misses so far.
+func (c *fragCache[K]) stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
+
+// geoKey is the pair of record offsets of the two databases (notFound for
+// none).
+type geoKey struct{ city, asn uintptr }
+
+type geoCache struct{ *fragCache[geoKey] }
+
+func newGeoCache(capacity int) geoCache { return geoCache{newFragCache[geoKey](capacity)} }
+
+func (c geoCache) hash(k geoKey) uint64 {
+	return (uint64(k.city)*0x9E3779B97F4A7C15 ^ uint64(k.asn)*0xBF58476D1CE4E5B9) >> 32
+}
+
+func (c geoCache) get(k geoKey) (string, bool) {
+	s := c.shard(c.hash(k))
+	s.mu.Lock()
+	e, ok := s.cur[k]
+	if !ok {
+		if e, ok = s.prev[k]; ok {
+			c.promote(s, e)
+		}
+	}
+	s.mu.Unlock()
+	c.found(ok)
+	return e.v, ok
+}
+
+func (c geoCache) set(k geoKey, v string) { c.put(c.shard(c.hash(k)), k, v) }
+
+// addrCache maps a client address to its rendered geo fragment ("" when no
+// database knows it), in front of the tree walks: clients repeat.
+type addrCache struct{ *fragCache[netip.Addr] }
+
+func newAddrCache(capacity int) addrCache { return addrCache{newFragCache[netip.Addr](capacity)} }
+
+func (c addrCache) hash(a netip.Addr) uint64 {
+	b := a.As16()
+	hi := binary.LittleEndian.Uint64(b[:8])
+	lo := binary.LittleEndian.Uint64(b[8:])
+	return (hi*0x9E3779B97F4A7C15 ^ lo*0xBF58476D1CE4E5B9) >> 32
+}
+
+func (c addrCache) get(a netip.Addr) (string, bool) {
+	s := c.shard(c.hash(a))
+	s.mu.Lock()
+	e, ok := s.cur[a]
+	if !ok {
+		if e, ok = s.prev[a]; ok {
+			c.promote(s, e)
+		}
+	}
+	s.mu.Unlock()
+	c.found(ok)
+	return e.v, ok
+}
+
+func (c addrCache) set(a netip.Addr, v string) { c.put(c.shard(c.hash(a)), a, v) }
+
+// uaCache is keyed by the user-agent string (cut to maxUALen). A lookup
+// with a []byte key converts in the map index expression, which the
+// compiler does without allocating.
+type uaCache struct{ *fragCache[string] }
+
+func newUACache(capacity int) uaCache { return uaCache{newFragCache[string](capacity)} }
+
+func (c uaCache) get(k []byte) (string, bool) {
+	s := c.shard(maphash.Bytes(c.seed, k))
+	s.mu.Lock()
+	e, ok := s.cur[string(k)]
+	if !ok {
+		if e, ok = s.prev[string(k)]; ok {
+			c.promote(s, e)
+		}
+	}
+	s.mu.Unlock()
+	c.found(ok)
+	return e.v, ok
+}
+
+func (c uaCache) set(k []byte, v string) {
+	c.put(c.shard(maphash.Bytes(c.seed, k)), string(k), v)
+}

@@ -1,0 +1,345 @@
+package enrich
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
+)
+
+// notFound is the geoKey member of a database that has no record for the
+// address (or is not configured).
+const notFound = ^uintptr(0)
+
+// fileID is what tells one version of a database file from the next:
+// geoipupdate renames a new file over the old one (new inode); a copy in
+// place changes size or mtime.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+func statID(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, err
+	}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	return id, nil
+}
+
+// openDB opens and checks an mmdb file; the error names key. The check
+// walks the whole search tree and decodes the records it points to (each
+// distinct one once, within a bounded memory of offsets), so a truncated
+// or corrupt file is refused here, not found line by line. maxminddb's own
+// Verify is stricter than the format and refuses real databases (the
+// ip-location-db files have an empty description), so it is not used.
+func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
+	id, err := statID(path)
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("%s = %q: %w", key, path, err)
+	}
+	r, err := maxminddb.Open(path)
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("%s = %q: not a readable MaxMind DB (.mmdb) file: %w", key, path, err)
+	}
+	if err := checkDB(r); err != nil {
+		r.Close()
+		return nil, fileID{}, fmt.Errorf("%s = %q: corrupt MaxMind DB: %w", key, path, err)
+	}
+	return r, id, nil
+}
+
+func checkDB(r *maxminddb.Reader) error {
+	if r.Metadata.NodeCount == 0 {
+		return errors.New("no search tree")
+	}
+	seen := make(map[uintptr]struct{})
+	last := notFound
+	for res := range r.Networks() {
+		if err := res.Err(); err != nil {
+			return err
+		}
+		off := res.Offset()
+		if off == last {
+			continue
+		}
+		last = off
+		if _, ok := seen[off]; ok {
+			continue
+		}
+		if len(seen) >= 1<<16 {
+			clear(seen)
+		}
+		seen[off] = struct{}{}
+		var m map[string]any
+		if err := res.Decode(&m); err != nil {
+			return fmt.Errorf("record at offset %d: %w", off, err)
+		}
+	}
+	return nil
+}
+
+// public reports whether a is an address a database can place: not
+// private, loopback, link-local, multicast or unspecified.
+func public(a netip.Addr) bool {
+	return a.IsValid() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
+		!a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() && !a.IsLinkLocalMulticast()
+}
+
+// generation is one pair of open databases and the geo cache filled from
+// them. It is replaced whole on reload; the old one's mmaps are released
+// by maxminddb's cleanup when the last line using it is done.
+type generation struct {
+	geo, asn     *maxminddb.Reader
+	geoID, asnID fileID
+	cache        geoCache  // by record offsets: fragments shared by a network's addresses
+	addrs        addrCache // by address, in front of the tree walks
+}
+
+// appendGeo appends the "geo" member for address a (with its leading
+// comma), or nothing when no database knows it.
+func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
+	a = a.Unmap()
+	if !public(a) || g.geo == nil && g.asn == nil {
+		return dst
+	}
+	if frag, ok := g.addrs.get(a); ok {
+		return append(dst, frag...)
+	}
+	frag := g.lookup(a)
+	g.addrs.set(a, frag)
+	return append(dst, frag...)
+}
+
+// lookup walks the databases' trees for a and returns its fragment from
+// the record cache, rendering it on a miss; "" when no database knows a.
+func (g *generation) lookup(a netip.Addr) string {
+	k := geoKey{notFound, notFound}
+	var rg, ra maxminddb.Result
+	if g.geo != nil {
+		if rg = g.geo.Lookup(a); rg.Found() {
+			k.city = rg.Offset()
+		}
+	}
+	if g.asn != nil {
+		if ra = g.asn.Lookup(a); ra.Found() {
+			k.asn = ra.Offset()
+		}
+	}
+	if k.city == notFound && k.asn == notFound {
+		return ""
+	}
+	frag, ok := g.cache.get(k)
+	if !ok {
+		var gf geoFields
+		if k.city != notFound {
+			gf.from(rg)
+		}
+		if k.asn != notFound {
+			gf.from(ra)
+		}
+		frag = string(gf.append(nil))
+		g.cache.set(k, frag)
+	}
+	return frag
+}
+
+// geoFields are the members of "geo"; set* say which are known.
+type geoFields struct {
+	countryCode, country, region, city, asOrg string
+	lat, lon                                  float64
+	asn                                       uint64
+	setLat, setLon, setASN                    bool
+}
+
+// mmRecord is every member read from a database record, in all the
+// layouts doc.go lists; the reflection decoder skips the rest (other
+// languages, accuracy, postal codes, ...) without decoding it.
+type mmRecord struct {
+	Country struct {
+		ISOCode string  `maxminddb:"iso_code"`
+		Names   enNames `maxminddb:"names"`
+	} `maxminddb:"country"`
+	CountryCode  string `maxminddb:"country_code"`
+	CountryName  string `maxminddb:"country_name"`
+	Subdivisions []struct {
+		Names enNames `maxminddb:"names"`
+	} `maxminddb:"subdivisions"`
+	State1   string   `maxminddb:"state1"`
+	City     cityName `maxminddb:"city"`
+	Location struct {
+		Latitude  *float64 `maxminddb:"latitude"`
+		Longitude *float64 `maxminddb:"longitude"`
+	} `maxminddb:"location"`
+	Latitude  flexFloat `maxminddb:"latitude"`
+	Longitude flexFloat `maxminddb:"longitude"`
+	ASN       *uint64   `maxminddb:"autonomous_system_number"`
+	ASOrg     string    `maxminddb:"autonomous_system_organization"`
+}
+
+type enNames struct {
+	En string `maxminddb:"en"`
+}
+
+// cityName is GeoIP2's city {names: {en: ...}} or ip-location-db's city
+// string.
+type cityName string
+
+// UnmarshalMaxMindDB implements mmdbdata.Unmarshaler.
+func (c *cityName) UnmarshalMaxMindDB(d *mmdbdata.Decoder) error {
+	k, err := d.PeekKind()
+	if err != nil {
+		return err
+	}
+	switch k {
+	case mmdbdata.KindString:
+		s, err := d.ReadString()
+		*c = cityName(s)
+		return err
+	case mmdbdata.KindMap:
+		return readEnName(d, (*string)(c))
+	}
+	return d.SkipValue()
+}
+
+// readEnName reads names.en of a map at d.
+func readEnName(d *mmdbdata.Decoder, dst *string) error {
+	m, _, err := d.ReadMap()
+	if err != nil {
+		return err
+	}
+	for key, err := range m {
+		if err != nil {
+			return err
+		}
+		if string(key) != "names" {
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		names, _, err := d.ReadMap()
+		if err != nil {
+			return err
+		}
+		for lang, err := range names {
+			if err != nil {
+				return err
+			}
+			if string(lang) == "en" {
+				if *dst, err = d.ReadString(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flexFloat is a coordinate stored as a double or (ip-location-db) a float.
+type flexFloat struct {
+	v   float64
+	set bool
+}
+
+// UnmarshalMaxMindDB implements mmdbdata.Unmarshaler.
+func (f *flexFloat) UnmarshalMaxMindDB(d *mmdbdata.Decoder) error {
+	k, err := d.PeekKind()
+	if err != nil {
+		return err
+	}
+	switch k {
+	case mmdbdata.KindFloat64:
+		f.v, err = d.ReadFloat64()
+		f.set = err == nil
+		return err
+	case mmdbdata.KindFloat32:
+		x, err := d.ReadFloat32()
+		if err != nil {
+			return err
+		}
+		// The shortest decimal of the float32, not of its float64 widening
+		// (50.11, not 50.11000061035156).
+		f.v, _ = strconv.ParseFloat(strconv.FormatFloat(float64(x), 'f', -1, 32), 64)
+		f.set = true
+		return nil
+	}
+	return d.SkipValue()
+}
+
+// from fills the members still unknown from one database record.
+func (f *geoFields) from(res maxminddb.Result) {
+	var r mmRecord
+	if res.Decode(&r) != nil {
+		return
+	}
+	setStr := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	setStr(&f.countryCode, r.Country.ISOCode)
+	setStr(&f.countryCode, r.CountryCode)
+	setStr(&f.country, r.Country.Names.En)
+	setStr(&f.country, r.CountryName)
+	if len(r.Subdivisions) > 0 {
+		setStr(&f.region, r.Subdivisions[0].Names.En)
+	}
+	setStr(&f.region, r.State1)
+	setStr(&f.city, string(r.City))
+	if !f.setLat {
+		if r.Location.Latitude != nil {
+			f.lat, f.setLat = *r.Location.Latitude, true
+		} else if r.Latitude.set {
+			f.lat, f.setLat = r.Latitude.v, true
+		}
+	}
+	if !f.setLon {
+		if r.Location.Longitude != nil {
+			f.lon, f.setLon = *r.Location.Longitude, true
+		} else if r.Longitude.set {
+			f.lon, f.setLon = r.Longitude.v, true
+		}
+	}
+	if r.ASN != nil && !f.setASN {
+		f.asn, f.setASN = *r.ASN, true
+	}
+	setStr(&f.asOrg, r.ASOrg)
+}
+
+// append renders `,"geo":{...}`, or nothing when no member is known.
+func (f *geoFields) append(dst []byte) []byte {
+	n0 := len(dst)
+	dst = append(dst, `,"geo":{`...)
+	n := len(dst)
+	dst = appendStrMember(dst, n, "country_code", f.countryCode)
+	dst = appendStrMember(dst, n, "country", f.country)
+	dst = appendStrMember(dst, n, "region", f.region)
+	dst = appendStrMember(dst, n, "city", f.city)
+	if f.setLat && f.setLon {
+		dst = appendNumMember(dst, n, "latitude", f.lat)
+		dst = appendNumMember(dst, n, "longitude", f.lon)
+	}
+	if f.setASN {
+		dst = appendIntMember(dst, n, "asn", f.asn)
+	}
+	dst = appendStrMember(dst, n, "as_org", f.asOrg)
+	if len(dst) == n {
+		return dst[:n0]
+	}
+	return append(dst, '}')
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
+	"github.com/nginx-shipper/nginx-shipper/parser"
+)
+
+// generatorDBs writes a City and an ASN database that place the
+// generator's addresses as a real database would: one record per /26 of
+// its two IPv4 /24s and per /36 of 2001:db8::/32.
+func generatorDBs(t testing.TB) (city, asn string) {
+	dir := t.TempDir()
+	var cities, asns []enrichtest.Network
+	for i, p := range []string{"198.51.100", "203.0.113"} {
+		for q := 0; q < 4; q++ {
+			cidr := fmt.Sprintf("%s.%d/26", p, q*64)
+			cities = append(cities, enrichtest.Network{CIDR: cidr, Rec: enrichtest.CityRecord("US", "United States", "State "+cidr, "City "+cidr, 40+float64(q), -100+float64(i))})
+			asns = append(asns, enrichtest.Network{CIDR: cidr, Rec: enrichtest.ASNRecord(uint32(64500+i), "Net "+p)})
+		}
+	}
+	for q := 0; q < 16; q++ {
+		cidr := fmt.Sprintf("2001:db8:%x000::/36", q)
+		cities = append(cities, enrichtest.Network{CIDR: cidr, Rec: enrichtest.CityRecord("DE", "Germany", "Land", "Stadt "+cidr, 50, float64(q))})
+		asns = append(asns, enrichtest.Network{CIDR: cidr, Rec: mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(64510), "autonomous_system_organization": mmdbtype.String("Net v6")}})
+	}
+	return enrichtest.WriteDB(t, dir, "City.mmdb", "GeoLite2-City", cities), enrichtest.WriteDB(t, dir, "ASN.mmdb", "GeoLite2-ASN", asns)
+}
+
+type enrichRig struct {
+	p     *parser.Parser
+	e     *enrich.Enricher
+	b     *enrich.Binding
+	st    enrich.State
+	r     parser.Result
+	lines [][]byte
+	ev    []byte
+	out   []byte
+}
+
+func newEnrichRig(t testing.TB, n int) *enrichRig {
+	city, asn := generatorDBs(t)
+	e, err := enrich.New(enrich.Config{
+		ClientIPHeader: "x_forwarded_for", TrustedProxies: []string{"10.0.0.0/8", "172.16.0.0/12"},
+		GeoIPDatabase: city, ASNDatabase: asn,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	p, err := parser.Compile(benchFormat, parser.Options{KeyField: "remote_addr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Bind(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newLineGen(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	lines := make([][]byte, n)
+	for i := range lines {
+		l := g.line(uint64(i), g.base.Add(time.Duration(i)*time.Millisecond))
+		lines[i] = append([]byte(nil), l[:len(l)-1]...)
+	}
+	return &enrichRig{p: p, e: e, b: b, lines: lines, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+}
+
+// Modes of do.
+const (
+	enrichOff     = iota
+	enrichCopy    // the enriched copy beside the original (enriched_topic)
+	enrichInPlace // the event itself enriched (one stream)
+)
+
+func (x *enrichRig) do(t testing.TB, i int, mode int) {
+	line := x.lines[i%len(x.lines)]
+	var err error
+	x.ev, err = x.p.Parse(x.ev[:0], line, parser.Meta{Host: "web-1", File: "/var/log/nginx/access.log", Offset: int64(i)}, &x.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch mode {
+	case enrichCopy:
+		x.out = x.e.AppendEvent(x.out[:0], x.ev, x.b, &x.st, line, &x.r)
+	case enrichInPlace:
+		x.ev = append(x.e.Append(x.ev[:len(x.ev)-1], x.b, &x.st, line, &x.r), '}')
+	}
+}
+
+// TestEnrichGeneratorHitRate reports the caches' hit rates on the
+// generator's lines (whose user agents and addresses repeat as on a real
+// site): the user agent cache must serve nearly every line.
+func TestEnrichGeneratorHitRate(t *testing.T) {
+	x := newEnrichRig(t, 100000)
+	for i := range x.lines {
+		x.do(t, i, enrichInPlace)
+	}
+	s := x.e.Stats()
+	ua := float64(s.UAHits) / float64(s.UAHits+s.UAMisses)
+	geo := float64(s.GeoHits) / float64(s.GeoHits+s.GeoMisses)
+	t.Logf("100000 generated lines: UA cache hit rate %.4f (%d entries), geo hit rate %.4f (%d records, %d addresses cached)", ua, s.UAEntries, geo, s.GeoEntries, s.AddrEntries)
+	if ua < 0.99 || geo < 0.99 {
+		t.Errorf("hit rates %.4f (ua), %.4f (geo): want above 0.99 on the generator", ua, geo)
+	}
+}
+
+// BenchmarkEnrichGenerator: parse alone, and parse + enrichment (client
+// IP, GeoIP City + ASN, user agent), per generated line.
+func BenchmarkEnrichGenerator(b *testing.B) {
+	for mode, name := range []string{"off", "copy", "in-place"} {
+		b.Run(name, func(b *testing.B) {
+			x := newEnrichRig(b, 1<<14)
+			for i := range x.lines {
+				x.do(b, i, mode) // warm the caches
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				x.do(b, i, mode)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkEnrichGeneratorOverhead interleaves blocks of 256 lines
+// without enrichment, enriched in place and enriched as a copy, so that
+// the three are measured under the same load (the machine is shared), and
+// reports each one's ns per line and the overheads in percent of parsing.
+func BenchmarkEnrichGeneratorOverhead(b *testing.B) {
+	x := newEnrichRig(b, 1<<14)
+	for i := range x.lines {
+		x.do(b, i, enrichInPlace)
+	}
+	const block = 256
+	var spent [3]time.Duration
+	lines := 0
+	i := 0
+	for b.Loop() {
+		for mode := range spent {
+			t0 := time.Now()
+			for k := 0; k < block; k++ {
+				x.do(b, i+k, mode)
+			}
+			spent[mode] += time.Since(t0)
+		}
+		i += block
+		lines += block
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(lines) }
+	b.ReportMetric(per(spent[enrichOff]), "off-ns/line")
+	b.ReportMetric(per(spent[enrichInPlace]), "inplace-ns/line")
+	b.ReportMetric(per(spent[enrichCopy]), "copy-ns/line")
+	b.ReportMetric(100*(per(spent[enrichInPlace])/per(spent[enrichOff])-1), "inplace-%")
+	b.ReportMetric(100*(per(spent[enrichCopy])/per(spent[enrichOff])-1), "copy-%")
+}
