@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/e2e"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3/s3test"
 )
@@ -20,15 +21,37 @@ import (
 func TestE2EParquetLake(t *testing.T) {
 	skipShort(t)
 	s3test.DuckDBModules(t)
-	env := e2e.NewEnv(t, e2e.EnvOptions{})
+	testE2EParquet(t, e2e.NewEnv(t, e2e.EnvOptions{}), nil)
+}
+
+// TestE2EParquetLakeEnriched: the same with [enrich] (GeoIP, ASN, user
+// agent): the objects hold the enriched events, and client_ip, geo and ua
+// are columns equal to the JSON Kafka received.
+func TestE2EParquetLakeEnriched(t *testing.T) {
+	skipShort(t)
+	s3test.DuckDBModules(t)
+	dir := t.TempDir()
+	env := e2e.NewEnv(t, e2e.EnvOptions{
+		Inputs: func(n *e2e.Nginx) []e2e.Input {
+			return []e2e.Input{{Paths: []string{n.AccessLog()}, Format: "combined"}}
+		},
+		Enrich: fmt.Sprintf("trusted_proxies = [\"10.0.0.0/8\"]\ngeoip_database = %q\nasn_database = %q",
+			enrichtest.CityDB(t, dir), enrichtest.ASNDB(t, dir)),
+	})
+	testE2EParquet(t, env, enrichedFields)
+}
+
+func testE2EParquet(t *testing.T, env *e2e.Env, extra []parser.Field) {
 	env.Cfg.S3.Format = "parquet"
 	env.Cfg.S3.Prefix = "nginx/input={input}/dt=%Y-%m-%d/hour=%H/"
 	reqs := e2e.Send(t, env.Nginx.Addr, 1, 800)
-	waitLogged(t, reqs, env.Nginx.AccessLog(), env.Nginx.CustomLog())
+	for _, in := range env.Cfg.Inputs {
+		waitLogged(t, reqs, in.Paths...)
+	}
 	env.StartShipper()
 	e2e.WaitFor(t, 60*time.Second, "every line in Kafka", func() (bool, string) {
 		n := len(env.KafkaEvents())
-		return n >= 2*len(reqs), fmt.Sprintf("%d of %d", n, 2*len(reqs))
+		return n >= len(env.Cfg.Inputs)*len(reqs), fmt.Sprintf("%d of %d", n, len(env.Cfg.Inputs)*len(reqs))
 	})
 	if code := env.Shipper.Term(60 * time.Second); code != 0 { // the S3 sink uploads everything at shutdown
 		t.Fatalf("nginx-shipper exited %d after SIGTERM, want 0", code)
@@ -44,6 +67,8 @@ func TestE2EParquetLake(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := p.Schema()
+		s.Fields = append(s.Fields, extra...)
+		enriched := 0
 		evs := s3test.LakeEvents(t, filepath.Join(dir, "nginx", fmt.Sprintf("input=%d", i), "**", "*.parquet"), s)
 		if len(evs) != len(reqs) {
 			t.Errorf("input %d (%s): %d events in Parquet, %d requests", i, in.Format, len(evs), len(reqs))
@@ -58,6 +83,12 @@ func TestE2EParquetLake(t *testing.T) {
 			for _, d := range s3test.EventDiff(s, j, ev) {
 				t.Errorf("input %d, %s: %s", i, key, d)
 			}
+			if ev["ua"] != nil && ev["client_ip"] != nil {
+				enriched++
+			}
+		}
+		if extra != nil && enriched < len(evs)/2 {
+			t.Errorf("input %d: only %d of %d events have ua and client_ip", i, enriched, len(evs))
 		}
 	}
 	if len(kafka) != 0 {

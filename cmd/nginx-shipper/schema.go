@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
 	"github.com/nginx-shipper/nginx-shipper/parser"
@@ -47,8 +48,10 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 
 	ins := []agent.InputConfig{{Format: *format, Escape: *escape}}
 	b, p, objFormat := "logs", "nginx/dt=%Y-%m-%d/hour=%H/", s3.FormatJSON
+	var cfg *Config
 	if configGiven {
-		cfg, err := LoadConfig(path)
+		var err error
+		cfg, err = LoadConfig(path)
 		if err != nil {
 			printErrors(stderr, "nginx-shipper schema: ", err)
 			return exitConfig
@@ -86,6 +89,9 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	}
 	for i, pr := range ps {
 		s := pr.Schema()
+		if cfg != nil && (*as == parser.DialectAthena || *as == parser.DialectHive) {
+			s = cfg.s3Schema(s) // the table over the objects: enriched fields too
+		}
 		var out string
 		switch *as {
 		case "avro":
@@ -153,8 +159,40 @@ func (c *Config) s3Schemas() []s3.InputSchema {
 	var out []s3.InputSchema
 	for i, p := range ps {
 		if p != nil {
-			out = append(out, s3.InputSchema{Input: i, Schema: p.Schema()})
+			out = append(out, s3.InputSchema{Input: i, Schema: c.s3Schema(p.Schema())})
 		}
 	}
 	return out
+}
+
+// s3Enriched reports whether the S3 objects hold enriched events.
+func (c *Config) s3Enriched() bool {
+	return c.Enrich != nil && c.S3Enabled() && (c.Sinks.S3.Enriched == nil || *c.Sinks.S3.Enriched)
+}
+
+// s3Schema is the schema of an input's events as the S3 objects hold them:
+// with [enrich] (and sinks.s3.enriched), the fields agent/enrich appends.
+func (c *Config) s3Schema(s parser.Schema) parser.Schema {
+	if !c.s3Enriched() {
+		return s
+	}
+	s.Fields = append(slices.Clip(s.Fields), enrichedFields...)
+	return s
+}
+
+// enrichedFields are the members agent/enrich adds to an event (its
+// doc.go); each is left out when it cannot be known.
+var enrichedFields = []parser.Field{
+	{Name: "client_ip", Type: parser.TypeString, Doc: "[enrich]: the client's address past trusted proxies"},
+	{Name: "geo", Type: parser.TypeRecord, Doc: "[enrich]: GeoIP of client_ip", Fields: []parser.Field{
+		{Name: "country_code", Type: parser.TypeString}, {Name: "country", Type: parser.TypeString},
+		{Name: "region", Type: parser.TypeString}, {Name: "city", Type: parser.TypeString},
+		{Name: "latitude", Type: parser.TypeDouble}, {Name: "longitude", Type: parser.TypeDouble},
+		{Name: "asn", Type: parser.TypeLong}, {Name: "as_org", Type: parser.TypeString},
+	}},
+	{Name: "ua", Type: parser.TypeRecord, Doc: "[enrich]: the parsed user agent", Fields: []parser.Field{
+		{Name: "browser", Type: parser.TypeString}, {Name: "browser_version", Type: parser.TypeString},
+		{Name: "os", Type: parser.TypeString}, {Name: "os_version", Type: parser.TypeString},
+		{Name: "device", Type: parser.TypeString}, {Name: "bot", Type: parser.TypeBoolean},
+	}},
 }

@@ -207,3 +207,46 @@ format = "parquet"
 		t.Errorf("--s3-format orc: exit %d, %q", code, errs)
 	}
 }
+
+// TestSchemaEnrichedS3: with [enrich], the S3 objects' schema (the Parquet
+// columns, the table DDL) has client_ip, geo and ua; with enriched = false
+// it has not.
+func TestSchemaEnrichedS3(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	conf := `
+[agent]
+data_dir = "` + dir + `"
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+format = "combined"
+[enrich]
+user_agent = true
+[sinks.s3]
+bucket = "lake"
+format = "parquet"
+`
+	writeConfig(t, cfg, conf)
+	out, errs, code := runSchema(t, "-c", cfg, "--as", "hive")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"`client_ip` string", "`geo` struct<country_code:string,country:string,region:string,city:string,latitude:double,longitude:double,asn:bigint,as_org:string>",
+		"`ua` struct<browser:string,browser_version:string,os:string,os_version:string,device:string,bot:boolean>", "STORED AS PARQUET"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("DDL lacks %q:\n%s", want, out)
+		}
+	}
+	c, err := LoadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := c.s3Schemas()
+	if len(ss) != 1 || ss[0].Schema.Fields[len(ss[0].Schema.Fields)-1].Name != "ua" {
+		t.Fatalf("s3 schemas: %+v", ss)
+	}
+	writeConfig(t, cfg, strings.Replace(conf, `format = "parquet"`, "format = \"parquet\"\nenriched = false", 1))
+	if out, _, _ := runSchema(t, "-c", cfg, "--as", "hive"); strings.Contains(out, "client_ip") {
+		t.Errorf("enriched = false, yet the DDL has client_ip:\n%s", out)
+	}
+}
