@@ -39,6 +39,9 @@ type input struct {
 	parsed      prometheus.Counter
 	parseErrors prometheus.Counter
 	longLines   prometheus.Counter
+
+	stderrParser *parser.Parser     // container inputs: stderr_format (container.go)
+	klogLines    prometheus.Counter // container inputs
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -106,6 +109,9 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 		}
 		out[i] = p
 	}
+	if _, err := compileStderrAll(ins, keyField, readFile); err != nil {
+		errs = append(errs, err) // container inputs (container.go)
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -161,6 +167,9 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 			parseErrors: a.m.parseErrors.WithLabelValues(l),
 			longLines:   a.m.longLines.WithLabelValues(l),
 		})
+	}
+	if err := a.initContainerInputs(ins, opts); err != nil { // container.go
+		return nil, err
 	}
 	return a, nil
 }
@@ -331,6 +340,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
 		buf:  make([]byte, 0, 64<<10),
 	}
+	h.initContainer() // container inputs (container.go)
 	h.lines = a.m.linesRead.WithLabelValues(path)
 	h.bytes = a.m.bytesRead.WithLabelValues(path)
 	h.lagG = a.m.lag.WithLabelValues(path)
@@ -400,7 +410,8 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 }
 
 // compressedExt are rotated files we cannot read as text.
-var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip"}
+// (".tmp": kubelet gzips a rotated container log through NAME.gz.tmp.)
+var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip", ".tmp"}
 
 // resumeSiblings finds files rotated in while the agent was down that it
 // never saw (rotated twice: access.log.1 was born and renamed while down):

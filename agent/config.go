@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/container"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
@@ -182,6 +183,13 @@ type InputConfig struct {
 	Format   string   `toml:"format"`    // built-in name, "nginx.conf:PATH:NAME", or a log_format string
 	Escape   string   `toml:"escape"`    // default | json | none
 	ReadFrom string   `toml:"read_from"` // beginning | end
+
+	// Container: "" (a plain file), cri, docker or auto: the files are
+	// container logs whose records are unwrapped first (agent/container).
+	Container string `toml:"container"`
+	// StderrFormat is the format of a container input's stderr lines
+	// (stdout uses Format). Default "error", nginx's error log.
+	StderrFormat string `toml:"stderr_format"`
 }
 
 // Defaults fills zero values with defaults.
@@ -191,6 +199,9 @@ func (c *InputConfig) Defaults() {
 	}
 	if c.ReadFrom == "" {
 		c.ReadFrom = "beginning"
+	}
+	if c.Container != "" && c.StderrFormat == "" {
+		c.StderrFormat = "error"
 	}
 }
 
@@ -223,6 +234,11 @@ func (c *InputConfig) Validate(i int) error {
 	case "beginning", "end":
 	default:
 		bad("read_from", "must be beginning or end, got %q", c.ReadFrom)
+	}
+	if rt, err := container.ParseRuntime(c.Container); err != nil {
+		bad("container", "%v", err)
+	} else if rt == container.None && c.StderrFormat != "" {
+		bad("stderr_format", "is only for container inputs (set container = \"cri\", \"docker\" or \"auto\")")
 	}
 	return errors.Join(errs...)
 }

@@ -43,6 +43,12 @@
 // down (named like a live file plus "." or "-", changed since the last
 // checkpoint) are read too.
 //
+// Container inputs (container = cri | docker | auto): each physical line
+// is a runtime record, unwrapped by agent/container before it is parsed;
+// partial records are joined and a batch's checkpoint never passes the
+// first record of a line still being joined. See agent/container/doc.go
+// and container.go.
+//
 // # Acknowledgement and checkpoints
 //
 // Every batch goes to every enabled sink (sinks.Sink.Send). Each sink calls

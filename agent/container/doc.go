@@ -18,10 +18,11 @@
 //	                                  ▼
 //	                  event JSON + `"stream"`, `"container_time"`, `"kubernetes"`
 //
-// The parsers are the inputs' own, compiled once by parser.Compile (the
-// name "error" resolves to the error-log format of issue #15 once that
-// lands; until then an input with stderr_format = "error" is refused by
-// validate with the parser's own message, never run half-configured).
+// The parsers are the inputs' own, compiled once at start by the agent's
+// compileFormat (parser.Compile): stderr_format = "error" is the built-in
+// error-log format of issue #15. (Without it, "error" compiles as a
+// log_format of that one literal word: every stderr line would go to the
+// dead-letter path, counted, none lost.)
 //
 // # Decoding, allocation-free
 //

@@ -25,6 +25,10 @@ type Input struct {
 	Paths  []string
 	Format string // built-in name or log_format text
 	Escape string
+
+	Exclude      []string
+	Container    string // "" (a plain file) | cri | docker | auto
+	StderrFormat string // container inputs
 }
 
 // Config is what an e2e test configures; Render writes it as TOML in the
@@ -101,6 +105,11 @@ func (c *Config) Render() string {
 		kv("format", in.Format)
 		kv("escape", in.Escape)
 		kv("read_from", "beginning")
+		if len(in.Exclude) > 0 {
+			fmt.Fprintf(&b, "exclude = %s\n", qs(in.Exclude))
+		}
+		kv("container", in.Container)
+		kv("stderr_format", in.StderrFormat)
 	}
 	if k := c.Kafka; k != nil {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))
