@@ -18,7 +18,10 @@ import (
 // parsed; see agent/container/doc.go. The harvester's hooks are:
 // consume() hands each record to addRecord, batch() and consume() cap a
 // batch's End with capEnd, truncated() resets the decoder, finishRotated()
-// calls flushPartials, and the agent's open path calls initContainer.
+// calls flushPartials, park (slots.go) resumes a file at resumeAt (a
+// parked file resumes with a new harvester and decoder: at the first record
+// of a line half joined, whose records are read and joined again), and the
+// agent's open path calls initContainer.
 
 // errPartialUnfinished is the Err of a line whose last partial record was
 // never continued before its file ended (rotated and idle).
@@ -78,6 +81,19 @@ func (h *harvester) initContainer() {
 	}
 	m.Node = os.Getenv("NODE_NAME")
 	h.kmeta = container.AppendMeta(nil, m)
+}
+
+// resumeAt is where reading resumes after the file was parked: its read
+// position, or the first record of a line still being joined (the lines
+// of the other stream completed since are read again: duplicates, never a
+// loss).
+func (h *harvester) resumeAt() int64 {
+	if h.dec != nil {
+		if hold := h.dec.Hold(); hold >= 0 && hold < h.offset {
+			return hold
+		}
+	}
+	return h.offset
 }
 
 // capEnd is end, or less: a batch's checkpoint must not pass the first

@@ -299,3 +299,49 @@ func TestContainerInputConfig(t *testing.T) {
 		t.Errorf("bad stderr_format: %v", err)
 	}
 }
+
+// With more files than slots, a file parked with a line half joined
+// resumes at that line's first record: the line comes out whole.
+func TestContainerParkedWithPartialResumesAtItsStart(t *testing.T) {
+	e := newCRIEnv(t)
+	e.cfg.MaxOpenFiles = 1
+	dirB := filepath.Join(e.root, "pods/web_nginx-0_uid-b/nginx")
+	os.MkdirAll(dirB, 0o755)
+	fB, err := os.OpenFile(filepath.Join(dirB, "0.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fB.Close()
+	tails := map[*os.File]string{}
+	for f, base := range map[*os.File]int{e.w: 0, fB: 105} {
+		var b strings.Builder
+		for i := base; i < base+20; i++ {
+			b.WriteString(cri("stdout", accessLine(i)))
+		}
+		recs := strings.SplitAfter(cri("stdout", accessLine(base+3)), "\n") // a long line: P, P, F
+		b.WriteString(recs[0] + recs[1])
+		tails[f] = recs[2]
+		if _, err := f.WriteString(b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	e.waitFor("both files' full lines", func() bool {
+		return e.sinks[0].count(19) > 0 && e.sinks[0].count(124) > 0 && e.sinks[1].count(19) > 0 && e.sinks[1].count(124) > 0
+	})
+	for f, tail := range tails {
+		f.WriteString(tail)
+	}
+	e.waitFor("the joined lines", func() bool {
+		return e.sinks[0].count(3) > 1 && e.sinks[0].count(108) > 1 && e.sinks[1].count(3) > 1 && e.sinks[1].count(108) > 1
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, seq := range []int{3, 108} {
+		for _, ev := range e.events[seq] {
+			if uri := ev["request_uri"].(string); len(uri) < 40<<10 && strings.Contains(uri, "pad=") {
+				t.Errorf("seq %d: a long line came out cut: %d bytes of request_uri", seq, len(uri))
+			}
+		}
+	}
+}

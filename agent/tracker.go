@@ -30,16 +30,25 @@ type flight struct {
 }
 
 func newFlight() *flight {
+	// A new flight starts small and grows with its batch: with many files
+	// open, most batches are a few lines, and a full-size arena for each
+	// of them (1.4 MiB with the events) would be hundreds of MiB. The
+	// pool below keeps grown flights, so a busy file does not regrow them
+	// batch after batch.
 	fl := &flight{
-		// Room for a full batch and its last line: the arena is not
-		// regrown (and its garbage collected) batch after batch.
-		arena: make([]byte, 0, batchMaxBytes+batchMaxBytes/8),
-		spans: make([]span, 0, batchMaxEvents),
+		arena: make([]byte, 0, 16<<10),
+		spans: make([]span, 0, 64),
 	}
-	fl.b.Events = make([]sinks.Event, 0, batchMaxEvents)
+	fl.b.Events = make([]sinks.Event, 0, 64)
 	fl.onDone = fl.complete
 	return fl
 }
+
+// flightOverhead is charged to the in-flight budget for every flight on top
+// of the bytes it holds: what a small flight costs in memory. It bounds the
+// number of flights in flight when batches are small (many files, each
+// with a few new lines).
+const flightOverhead = 16 << 10
 
 // flightPool keeps the flights the agent is done with, for the next batches.
 // Not a sync.Pool: that one empties at every other garbage collection, and
@@ -112,6 +121,13 @@ type stream struct {
 
 func newStream(reg *Registry, e *entry, log *slog.Logger, release func(*flight)) *stream {
 	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{})}
+}
+
+// settled reports whether none of the stream's batches is in flight.
+func (s *stream) settled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q) == 0
 }
 
 // push appends fl, in read order, before it is handed to the sinks.
