@@ -333,6 +333,21 @@ func TestAppendFields(t *testing.T) {
 	}
 }
 
+func TestAppendTime(t *testing.T) {
+	for _, s := range []string{"2026-12-02T01:02:03.123456789Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2028-02-29T12:00:00.5+05:30", "12026-01-01T00:00:00Z"} {
+		var tm time.Time
+		if s[0] == '1' && len(s) > 20 && s[5] == '-' {
+			tm = time.Date(12026, 1, 1, 0, 0, 0, 0, time.UTC)
+		} else {
+			tm = mustTime(t, s)
+		}
+		want := tm.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%s) = %s, want %s", s, got, want)
+		}
+	}
+}
+
 func TestIsKlog(t *testing.T) {
 	for _, tc := range []struct {
 		line string

@@ -299,6 +299,38 @@ func TestE2EKubernetesNode(t *testing.T) {
 	want := 2 * (seq + longs) // access + custom lines so far
 	e2e.WaitFor(t, 120*time.Second, "every line so far in Kafka", kafkaHas(want))
 	nd.compress()
+	// Another pod, deleted by kubelet while the agent has lines of its file
+	// still to read: they were on disk when the agent opened it.
+	podB := filepath.Join(root, "pods", "web_nginx-0_7a6b5c4d-0000-4000-8000-000000000001", "nginx")
+	os.MkdirAll(podB, 0o755)
+	fb, err := os.OpenFile(filepath.Join(podB, "0.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linesB bytes.Buffer
+	writeB := func(from, to int) {
+		var b bytes.Buffer
+		for s := from; s < to; s++ {
+			l := fmt.Sprintf(`10.1.0.%d - - [02/Dec/2026:01:02:03 +0000] "GET /seq/%d HTTP/1.1" 200 %d "-" "pod-b"`, s%250, s, s%900)
+			linesB.WriteString(l + "\n")
+			criRecords(&b, "stdout", []byte(l))
+		}
+		fb.Write(b.Bytes())
+	}
+	writeB(200000, 200200)
+	e2e.WaitFor(t, 60*time.Second, "the other pod's file opened", func() (bool, string) {
+		for _, ev := range env.KafkaEvents() {
+			if ev.Seq >= 200000 {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	writeB(200200, 200500)
+	fb.Close()
+	if err := os.RemoveAll(filepath.Dir(podB)); err != nil {
+		t.Fatal(err)
+	}
 	nd.restartContainer()
 	step(300)
 	// A file born and renamed within one scan is never seen by name (as on
@@ -309,6 +341,11 @@ func TestE2EKubernetesNode(t *testing.T) {
 	ph.done("container restarted, compressed, rotated")
 
 	wantOut := expected(t, env.Nginx.AccessLog(), "combined")
+	bfile := filepath.Join(t.TempDir(), "pod-b.log")
+	os.WriteFile(bfile, linesB.Bytes(), 0o644)
+	for s, f := range expected(t, bfile, "combined") {
+		wantOut[s] = f
+	}
 	wantErr := expected(t, env.Nginx.CustomLog(), e2e.CustomFormat)
 	total := len(wantOut) + len(wantErr)
 	// Wait for every line; on a time-out go on to say which are missing.
@@ -333,7 +370,11 @@ func TestE2EKubernetesNode(t *testing.T) {
 		for _, ev := range env.Events(sink) {
 			stream, _ := ev.Fields["stream"].(string)
 			k, _ := ev.Fields["kubernetes"].(map[string]any)
-			if k["namespace"] != ns || k["pod"] != pod || k["pod_uid"] != uid || k["container"] != ctr || k["node"] != "node-1" {
+			wantNS, wantPod, wantUID, wantCtr := ns, pod, uid, ctr
+			if ev.Seq >= 200000 {
+				wantNS, wantPod, wantUID, wantCtr = "web", "nginx-0", "7a6b5c4d-0000-4000-8000-000000000001", "nginx"
+			}
+			if k["namespace"] != wantNS || k["pod"] != wantPod || k["pod_uid"] != wantUID || k["container"] != wantCtr || k["node"] != "node-1" {
 				t.Errorf("%s: seq %d: kubernetes %v", sink, ev.Seq, k)
 				bad++
 			}
@@ -371,7 +412,7 @@ func TestE2EKubernetesNode(t *testing.T) {
 		if len(missing) > 0 {
 			t.Errorf("%s: %d of %d lines missing, first %v, last %v", sink, len(missing), total, e2e.First(missing, 10), missing[max(0, len(missing)-5):])
 		}
-		t.Logf("%s: lines written %d (stdout %d, stderr %d, %d of them 14-21 KiB long), missing %d, duplicated %d",
+		t.Logf("%s: lines written %d (stdout %d, stderr %d, %d of them 14-21 KiB long, 500 from a pod deleted while being read), missing %d, duplicated %d",
 			sink, total, len(wantOut), len(wantErr), 2*longs, len(missing), dups)
 	}
 	// The controller's klog lines are dead letters, every one.

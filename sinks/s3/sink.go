@@ -51,6 +51,7 @@ type Sink struct {
 	uploader *manager.Uploader
 	prefix   *keyTemplate
 	dlPrefix *keyTemplate // nil when dead_letter_prefix is ""
+	curPod   podOf        // the batch being taken by Send: its file's pod (s.mu)
 	host     string       // hostname for object names (no '/')
 	m        *metrics
 
@@ -98,6 +99,7 @@ type partKey struct {
 	kind  kind
 	input int
 	t     int64
+	pod   podOf // with {namespace} or {pod} in the template
 }
 
 // pending is what Send took for one partition since the last commit: the
@@ -277,6 +279,10 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	if b.Source != nil {
 		input, file = b.Source.Input, b.Source.Path
 	}
+	s.curPod = podOf{}
+	if s.prefix.pods || (s.dlPrefix != nil && s.dlPrefix.pods) {
+		s.curPod = podOfPath(file) // once a batch: one file's events
+	}
 	var added int64
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -321,6 +327,9 @@ func (s *Sink) partition(k kind, input int, t time.Time) *pending {
 		tmpl = s.dlPrefix
 	}
 	key := partKey{kind: k, input: input, t: t.Truncate(tmpl.resolution).UnixNano()}
+	if tmpl.pods {
+		key.pod = s.curPod
+	}
 	if s.lastPend != nil && key == s.lastKey {
 		return s.lastPend
 	}
@@ -331,7 +340,7 @@ func (s *Sink) partition(k kind, input int, t time.Time) *pending {
 			if len(s.prefixes) > 4096 {
 				clear(s.prefixes)
 			}
-			prefix = string(tmpl.render(nil, t, s.host, input))
+			prefix = string(tmpl.renderPod(nil, t, s.host, input, key.pod))
 			s.prefixes[key] = prefix
 		}
 		if n := len(s.free); n > 0 {
