@@ -62,6 +62,8 @@ type Agent struct {
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
 
+	keyField string // sinks.kafka.key (container.go)
+
 	mu       sync.Mutex
 	open     map[fileKey]*harvester
 	opening  int            // slots taken by files being opened
@@ -112,7 +114,7 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 	var errs []error
 	out := make([]*parser.Parser, len(ins))
 	for i := range ins {
-		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, readFile)
+		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, parserKey(ins[i], keyField), readFile) // parserKey: container.go
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
 			continue

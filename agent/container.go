@@ -27,12 +27,41 @@ import (
 // never continued before its file ended (rotated and idle).
 var errPartialUnfinished = errors.New("partial container record never continued before the file ended")
 
+// kubernetesKeys are the record keys (sinks.kafka.key) a container input
+// takes from its file's metadata rather than from the parsed line.
+var kubernetesKeys = map[string]bool{
+	"kubernetes.namespace": true, "kubernetes.pod": true, "kubernetes.pod_uid": true,
+	"kubernetes.container": true, "kubernetes.node": true,
+}
+
+// parserKey is the key field the input's parser extracts: none when a
+// container input's key comes from its metadata.
+func parserKey(in InputConfig, keyField string) string {
+	if in.Container != "" && kubernetesKeys[keyField] {
+		return ""
+	}
+	return keyField
+}
+
+// metaKey is the record key of every line of a file, from its metadata.
+func metaKey(m container.Meta, keyField string) []byte {
+	v := map[string]string{
+		"kubernetes.namespace": m.Namespace, "kubernetes.pod": m.Pod, "kubernetes.pod_uid": m.PodUID,
+		"kubernetes.container": m.Container, "kubernetes.node": m.Node,
+	}[keyField]
+	if v == "" {
+		return nil
+	}
+	return []byte(v)
+}
+
 // compileStderr compiles the stderr_format of a container input (nil for
 // a plain input).
 func compileStderr(in InputConfig, keyField string, readFile func(string) ([]byte, error)) (*parser.Parser, error) {
 	if in.Container == "" {
 		return nil, nil
 	}
+	keyField = parserKey(in, keyField)
 	sf := in.StderrFormat
 	if sf == "" {
 		sf = "error"
@@ -81,6 +110,7 @@ func (h *harvester) initContainer() {
 	}
 	m.Node = os.Getenv("NODE_NAME")
 	h.kmeta = container.AppendMeta(nil, m)
+	h.kkey = metaKey(m, h.a.keyField)
 }
 
 // resumeAt is where reading resumes after the file was parked: its read
@@ -198,9 +228,13 @@ func (h *harvester) addLine(l *container.Line, cut error) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	if h.res.Key != nil {
+	key := h.res.Key
+	if h.kkey != nil {
+		key = h.kkey
+	}
+	if key != nil {
 		sp.key0 = len(fl.arena)
-		fl.arena = append(fl.arena, h.res.Key...)
+		fl.arena = append(fl.arena, key...)
 		sp.key1 = len(fl.arena)
 	}
 	h.nParsed++
@@ -210,6 +244,7 @@ func (h *harvester) addLine(l *container.Line, cut error) {
 // initContainerInputs compiles the stderr formats of the container inputs
 // and sets up their klog counter. Called once by New.
 func (a *Agent) initContainerInputs(ins []InputConfig, opts Options) error {
+	a.keyField = opts.KeyField
 	ps, err := compileStderrAll(ins, opts.KeyField, os.ReadFile)
 	if err != nil {
 		return err

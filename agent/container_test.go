@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,5 +344,41 @@ func TestContainerParkedWithPartialResumesAtItsStart(t *testing.T) {
 				t.Errorf("seq %d: a long line came out cut: %d bytes of request_uri", seq, len(uri))
 			}
 		}
+	}
+}
+
+// sinks.kafka.key = "kubernetes.pod" (or .namespace, ...): a container
+// input's records are keyed by its file's metadata; a plain input cannot.
+func TestContainerRecordKeyFromMetadata(t *testing.T) {
+	if _, err := CompileInputs([]InputConfig{{Format: "combined", Container: "cri"}}, "kubernetes.pod", os.ReadFile); err != nil {
+		t.Errorf("container input keyed by kubernetes.pod: %v", err)
+	}
+	if _, err := CompileInputs([]InputConfig{{Format: "combined"}}, "kubernetes.pod", os.ReadFile); err == nil {
+		t.Error("a plain input keyed by kubernetes.pod was accepted")
+	}
+	e := newCRIEnv(t)
+	var mu sync.Mutex
+	keys := map[string]int{}
+	e.sinks[1].onEvent = func(ev *sinks.Event) {
+		mu.Lock()
+		keys[string(ev.Key)]++
+		mu.Unlock()
+	}
+	for i := 0; i < 20; i++ {
+		e.mustWrite([]byte(cri("stdout", accessLine(i))))
+	}
+	ss := []sinks.Sink{e.sinks[0], e.sinks[1]}
+	a, err := New(e.cfg, e.ins, ss, Options{KeyField: "kubernetes.pod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.a, e.stopF, e.done = a, cancel, make(chan error, 1)
+	go func() { e.done <- a.Run(ctx) }()
+	e.waitDelivered(20)
+	mu.Lock()
+	defer mu.Unlock()
+	if keys["ingress-nginx-controller-7d9f8b6c5-x2x7q"] != 20 || len(keys) != 1 {
+		t.Errorf("record keys %v", keys)
 	}
 }

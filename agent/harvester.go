@@ -87,6 +87,7 @@ type harvester struct {
 
 	dec   *container.Decoder // container inputs: unwraps records (container.go)
 	kmeta []byte             // container inputs: the "kubernetes" member
+	kkey  []byte             // container inputs: the record key from the metadata (sinks.kafka.key = "kubernetes.pod", ...)
 }
 
 // end is the offset up to which the file was read.
