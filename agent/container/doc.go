@@ -79,6 +79,11 @@
 // joins half a line. A line of the other stream completed meanwhile may be
 // sent again after a crash: a duplicate, never a loss.
 //
+// A file that gives its slot up (more files than max_open_files, see
+// agent/doc.go) is resumed later by a new harvester with a new Decoder:
+// it resumes at Hold when a line is being joined, so that line is read and
+// joined again from its first record.
+//
 // At the end of a rotated file (kubelet renamed it; the runtime reopened)
 // Flush returns what is still pending as Truncated lines: the runtime
 // never continues a partial in another file's descriptor, and the bytes
@@ -107,6 +112,11 @@
 // NODE_NAME (the downward API's spec.nodeName). Per line the harvester
 // only appends that fragment and `"stream"`, `"container_time"` before the
 // event's closing brace (AppendFields): no allocation.
+//
+// The same metadata serves the sinks: {namespace} and {pod} in the S3
+// prefix (per batch, from its file's path), and sinks.kafka.key =
+// "kubernetes.pod" (or .namespace, .pod_uid, .container, .node) keys every
+// record of a file by it (rendered once per file).
 //
 // container_time is the wrapper's time of the line's first record, in UTC
 // with nanoseconds (RFC 3339). When the format carries no time of its own,
