@@ -382,3 +382,35 @@ func TestContainerRecordKeyFromMetadata(t *testing.T) {
 		t.Errorf("record keys %v", keys)
 	}
 }
+
+// docker's json-file: escapes decoded, 16 KiB partials (no trailing "\n")
+// joined, the record's stream and time kept.
+func TestContainerDockerJSONFile(t *testing.T) {
+	e := newCRIEnv(t)
+	e.ins[0].Container = "docker"
+	var b bytes.Buffer
+	for i := 0; i < 50; i++ {
+		l := accessLine(i) + "\n"
+		for len(l) > 0 {
+			n := min(len(l), 16<<10)
+			rec, _ := json.Marshal(map[string]string{"log": l[:n], "stream": "stdout", "time": criTime})
+			b.Write(rec)
+			b.WriteByte('\n')
+			l = l[n:]
+		}
+	}
+	e.mustWrite(b.Bytes())
+	e.start()
+	e.waitDelivered(50)
+	e.waitCheckpoint(e.log, e.size("0.log"))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := 0; i < 50; i++ {
+		ev := e.events[i][0]
+		want := accessLine(i)
+		if ev["stream"] != "stdout" || ev["container_time"] != criTime || !strings.Contains(want, ev["request_uri"].(string)) ||
+			ev["request_headers"].(map[string]any)["user_agent"] != `test-agent/1.0 ("quoted")` {
+			t.Fatalf("seq %d: %v", i, ev)
+		}
+	}
+}
