@@ -68,6 +68,7 @@ type harvester struct {
 	rotatedAt  time.Time // when rotated was found
 	lastGrowth time.Time // when the file's size last changed (seen by check)
 	lastSize   int64     // the size check last saw
+	lastMod    time.Time // the mtime check last saw
 	fl         *flight   // batch being built
 	flAt       time.Time // when fl was started
 	timer      *time.Timer
@@ -548,11 +549,16 @@ func (h *harvester) check(ctx context.Context) bool {
 		return true
 	}
 	end := h.end()
+	// The head is read again only when the file changed since the last
+	// look (size or mtime): with hundreds of files open, an unchanged
+	// file's check is one fstat and one stat.
+	changed := fi.Size() != h.lastSize || !fi.ModTime().Equal(h.lastMod)
+	h.lastMod = fi.ModTime()
 	if fi.Size() != h.lastSize {
 		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	}
 	h.lagG.Set(float64(max(fi.Size()-end, 0)))
-	if fi.Size() < end || !h.sameContent(fi.Size()) {
+	if fi.Size() < end || (changed && !h.sameContent(fi.Size())) {
 		h.truncated(ctx, fi.Size())
 		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	} else {

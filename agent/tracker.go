@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
@@ -59,12 +60,19 @@ const flightOverhead = 16 << 10
 type flightPool struct {
 	mu      sync.Mutex
 	free    []*flight
+	bytes   int // what the kept flights hold (flightSize)
 	lastGet time.Time
 }
 
-// flightsKept bounds the flights kept: about what the default in-flight
-// budget holds, plus the ones being filled.
-const flightsKept = 12
+// flightsKeptBytes bounds the memory of the flights kept: about a dozen full
+// ones (what the default in-flight budget holds, plus the ones being
+// filled), or hundreds of small ones (many files, a few lines each).
+const flightsKeptBytes = 12 * (batchMaxBytes + batchMaxBytes/8 + batchMaxEvents*(int(unsafe.Sizeof(sinks.Event{}))+int(unsafe.Sizeof(span{}))))
+
+// flightSize is the memory a flight holds.
+func flightSize(fl *flight) int {
+	return cap(fl.arena) + cap(fl.b.Events)*int(unsafe.Sizeof(sinks.Event{})) + cap(fl.spans)*int(unsafe.Sizeof(span{}))
+}
 
 func (p *flightPool) get() *flight {
 	p.mu.Lock()
@@ -74,6 +82,7 @@ func (p *flightPool) get() *flight {
 		fl := p.free[n-1]
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
+		p.bytes -= flightSize(fl)
 		return fl
 	}
 	return newFlight()
@@ -85,8 +94,9 @@ func (p *flightPool) put(fl *flight) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < flightsKept {
+	if sz := flightSize(fl); p.bytes+sz <= flightsKeptBytes {
 		p.free = append(p.free, fl)
+		p.bytes += sz
 	}
 }
 
@@ -97,6 +107,7 @@ func (p *flightPool) trim(idle time.Duration) {
 	if len(p.free) > 1 && time.Since(p.lastGet) > idle {
 		clear(p.free[1:])
 		p.free = p.free[:1]
+		p.bytes = flightSize(p.free[0])
 	}
 }
 
@@ -160,7 +171,12 @@ func (s *stream) complete(fl *flight, err error) {
 		n++
 	}
 	popped := append([]*flight(nil), s.q[:n]...)
-	s.q = append(s.q[:0], s.q[n:]...)
+	rest := copy(s.q, s.q[n:])
+	// The queue's array must not keep the flights it moved past: they are
+	// recycled (or dropped) now, and a stream lives as long as its file is
+	// known. With 1,000 idle files, one stale flight each was 97 MB.
+	clear(s.q[rest:])
+	s.q = s.q[:rest]
 	var idle chan struct{}
 	if len(s.q) == 0 && n > 0 {
 		idle = s.idle
