@@ -65,6 +65,11 @@ type filesResult struct {
 	whole, part, none int
 	misfiled          int64 // events whose log_file is not their line's file
 	delivered         int64 // records in Kafka at the end
+	// lastGrowth is when (since the start) the records in Kafka last
+	// grew; stallPct the CPU in % of one core from then to the end
+	// (what a starved agent spends waiting).
+	lastGrowth time.Duration
+	stallPct   float64
 	slotWarnings      int   // agent log lines about max_open_files
 	lag               lagStats
 	check             error
@@ -240,13 +245,19 @@ func (b *bencher) files(ctx context.Context, c filesCase, nfiles, n, runNo int) 
 		defer cancel()
 		go func() { writerDone <- filesWriter(wctx, logs, nfiles, b.o.pacedRate, writeAt) }()
 	}
-	var inKafka int64
+	var inKafka, prevInKafka int64
+	var cpuAtGrowth time.Duration
 	for {
 		if writerDone == nil {
 			if c.live {
 				inKafka = arrived.Load()
 			} else if inKafka, err = endOffsets(ctx, kcl, benchTopic, b.o.partitions); err != nil {
 				return res, fmt.Errorf("kafka end offsets: %w", err)
+			}
+			if inKafka > prevInKafka {
+				prevInKafka = inKafka
+				res.lastGrowth = time.Since(start)
+				cpuAtGrowth, _ = procCPU(cmd.Process.Pid)
 			}
 			if inKafka >= int64(n) {
 				break
@@ -278,6 +289,9 @@ func (b *bencher) files(ctx context.Context, c filesCase, nfiles, n, runNo int) 
 		}
 		if time.Now().After(deadline) {
 			res.timedOut = true
+			if cpu, err := procCPU(cmd.Process.Pid); err == nil && res.lastGrowth > 0 {
+				res.stallPct = 100 * (cpu - cpuAtGrowth).Seconds() / (time.Since(start) - res.lastGrowth).Seconds()
+			}
 			break
 		}
 	}
@@ -435,7 +449,8 @@ func fetchBytes(ctx context.Context, url string) ([]byte, error) {
 func (r filesResult) filesText() string {
 	s := fmt.Sprintf("files whole/part/none %d/%d/%d of %d", r.whole, r.part, r.none, r.files)
 	if r.timedOut {
-		s = fmt.Sprintf("TIMED OUT with %d of %d lines delivered, %s", r.delivered, r.lines, s)
+		s = fmt.Sprintf("TIMED OUT with %d of %d lines delivered (the last at %.1fs, then %.1f%% of one core until the timeout), %s",
+			r.delivered, r.lines, r.lastGrowth.Seconds(), r.stallPct, s)
 	}
 	return s
 }
