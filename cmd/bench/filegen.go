@@ -202,6 +202,27 @@ func fileLags(writeAt, arriveAt []int64, files int) lagStats {
 	return s
 }
 
+// fileTally is the exactly-once tally of a many-files case that also
+// counts the events whose log_file is not their line's file.
+type fileTally struct {
+	*tally
+	files    int
+	misfiled int64
+}
+
+func newFileTally(lines, files int) *fileTally {
+	return &fileTally{tally: newTally(lines), files: files}
+}
+
+// add counts one event.
+func (t *fileTally) add(v []byte) {
+	seq, ok := eventSeq(v)
+	t.tally.add(seq, ok)
+	if f, fok := eventFile(v); ok && (!fok || f != int(seq%uint64(t.files))) {
+		t.misfiled++
+	}
+}
+
 // filesSeen tallies, from the exactly-once tally, how many files arrived
 // whole, in part, or not at all (line seq belongs to file seq % files).
 func filesSeen(t *tally, files int) (whole, part, none int) {

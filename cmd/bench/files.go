@@ -68,11 +68,11 @@ type filesResult struct {
 	// lastGrowth is when (since the start) the records in Kafka last
 	// grew; stallPct the CPU in % of one core from then to the end
 	// (what a starved agent spends waiting).
-	lastGrowth time.Duration
-	stallPct   float64
-	slotWarnings      int   // agent log lines about max_open_files
-	lag               lagStats
-	check             error
+	lastGrowth   time.Duration
+	stallPct     float64
+	slotWarnings int // agent log lines about max_open_files
+	lag          lagStats
+	check        error
 }
 
 func (r filesResult) rate() float64   { return float64(r.lines) / r.dur.Seconds() }
@@ -343,19 +343,13 @@ func (b *bencher) files(ctx context.Context, c filesCase, nfiles, n, runNo int) 
 	stopConsumer() // before the arrivals are read
 
 	// Ground truth: every line once, from its own file.
-	t := newTally(n)
-	err = consumeAll(ctx, []string{brokers}, benchTopic, b.o.partitions, func(r *kgo.Record) {
-		seq, ok := eventSeq(r.Value)
-		t.add(seq, ok)
-		if f, fok := eventFile(r.Value); ok && (!fok || f != int(seq%uint64(nfiles))) {
-			res.misfiled++
-		}
-	})
+	t := newFileTally(n, nfiles)
+	err = consumeAll(ctx, []string{brokers}, benchTopic, b.o.partitions, func(r *kgo.Record) { t.add(r.Value) })
 	if err != nil {
 		return res, err
 	}
-	res.whole, res.part, res.none = filesSeen(t, nfiles)
-	res.delivered = t.total
+	res.whole, res.part, res.none = filesSeen(t.tally, nfiles)
+	res.delivered, res.misfiled = t.total, t.misfiled
 	var errs []error
 	if res.timedOut {
 		errs = append(errs, fmt.Errorf("timed out after %s", b.o.timeout))

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +101,38 @@ func TestFileLags(t *testing.T) {
 
 	if got := fileLags([]int64{s}, []int64{0}, 2); got.files != 0 || got.max != 0 || got.undelivered != 1 {
 		t.Errorf("nothing delivered: %+v", got)
+	}
+}
+
+// An event from another file than its line's is counted, and so is one
+// without a log_file of the case's files.
+func TestFileTallyFindsMisfiledEvents(t *testing.T) {
+	g := newLineGen(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	p, err := parser.Compile(benchFormat, parser.Options{KeyField: "remote_addr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r parser.Result
+	event := func(seq int, file string) []byte {
+		out, err := p.Parse(nil, bytes.TrimSuffix(g.line(uint64(seq), g.base), []byte("\n")), parser.Meta{Host: "bench", File: file}, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	tl := newFileTally(6, 3)
+	tl.add(event(0, "/logs/f-00000.log"))
+	tl.add(event(4, "/logs/f-00001.log"))
+	if tl.misfiled != 0 || tl.total != 2 {
+		t.Fatalf("events from their own files: %d misfiled, %d counted", tl.misfiled, tl.total)
+	}
+	tl.add(event(5, "/logs/f-00001.log")) // line 5 is file 2's
+	tl.add(event(3, "/logs/access.log"))
+	if tl.misfiled != 2 {
+		t.Errorf("%d misfiled, want 2", tl.misfiled)
+	}
+	if err := tl.check("x"); err == nil || !strings.Contains(err.Error(), "2 lines missing") {
+		t.Errorf("check: %v; want lines 1 and 2 missing", err)
 	}
 }
 
