@@ -224,18 +224,26 @@ func (t *fileTally) add(v []byte) {
 }
 
 // filesSeen tallies, from the exactly-once tally, how many files arrived
-// whole, in part, or not at all (line seq belongs to file seq % files).
-func filesSeen(t *tally, files int) (whole, part, none int) {
+// whole, in part, or not at all, and how many had a line more than once
+// (line seq belongs to file seq % files).
+func filesSeen(t *tally, files int) (whole, part, none, dup int) {
 	got := make([]int, files)
 	want := make([]int, files)
+	dups := make([]bool, files)
 	for seq, c := range t.n {
 		i := seq % files
 		want[i]++
 		if c > 0 {
 			got[i]++
 		}
+		if c > 1 {
+			dups[i] = true
+		}
 	}
 	for i := range files {
+		if dups[i] {
+			dup++
+		}
 		switch {
 		case got[i] == want[i]:
 			whole++
@@ -245,5 +253,5 @@ func filesSeen(t *tally, files int) (whole, part, none int) {
 			part++
 		}
 	}
-	return whole, part, none
+	return whole, part, none, dup
 }

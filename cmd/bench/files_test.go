@@ -138,12 +138,12 @@ func TestFileTallyFindsMisfiledEvents(t *testing.T) {
 
 func TestFilesSeen(t *testing.T) {
 	tl := newTally(9) // 3 files of 3 lines: file i has lines i, i+3, i+6
-	for _, seq := range []uint64{0, 3, 6, 1, 7} {
+	for _, seq := range []uint64{0, 3, 6, 1, 7, 7} {
 		tl.add(seq, true)
 	}
-	whole, part, none := filesSeen(tl, 3)
-	if whole != 1 || part != 1 || none != 1 {
-		t.Errorf("filesSeen = %d whole, %d part, %d none; want 1, 1, 1", whole, part, none)
+	whole, part, none, dup := filesSeen(tl, 3)
+	if whole != 1 || part != 1 || none != 1 || dup != 1 {
+		t.Errorf("filesSeen = %d whole, %d part, %d none, %d with duplicates; want 1, 1, 1, 1", whole, part, none, dup)
 	}
 }
 
