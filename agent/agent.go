@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/parser"
@@ -44,24 +45,33 @@ type input struct {
 // Agent finds the files of every input, reads them and hands their lines to
 // the sinks; it checkpoints what every sink acknowledged. See doc.go.
 type Agent struct {
-	cfg    Config
-	inputs []*input
-	sinks  []sinks.Sink
-	log    *slog.Logger
-	reg    *Registry
-	m      *metrics
-	budget *budget
+	cfg     Config
+	inputs  []*input
+	sinks   []sinks.Sink
+	log     *slog.Logger
+	reg     *Registry
+	m       *metrics
+	budget  *budget
+	readers *readers
 
 	flights flightPool
 	keepRaw bool
 	acked   []prometheus.Counter // per sink, in a.sinks order
 	sendCtx context.Context      // see Run
 
-	mu      sync.Mutex
-	open    map[fileKey]*harvester
-	wg      sync.WaitGroup
-	scanNow chan struct{}
-	logged  map[string]*logState // repeated messages, by key
+	mu       sync.Mutex
+	open     map[fileKey]*harvester
+	opening  int            // slots taken by files being opened
+	pathRefs map[string]int // open harvesters per path (their metric series)
+	// shelf: files known but not open (parked or queued), see slots.go.
+	shelf     map[fileKey]*shelved
+	shelfPath map[string]fileKey // the shelved file last seen at a path
+	queue     []*shelved         // waiting for a slot, oldest first
+	queueRot  []*shelved         // rotated files waiting: served first
+	nQueued   atomic.Int32       // len(queue) + len(queueRot)
+	wg        sync.WaitGroup
+	scanNow   chan struct{}
+	logged    map[string]*logState // repeated messages, by key
 }
 
 // logState is when a repeated message was last logged and how many times
@@ -127,14 +137,18 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		return nil, err
 	}
 	a := &Agent{
-		cfg:     cfg,
-		sinks:   ss,
-		log:     opts.Log,
-		reg:     reg,
-		budget:  newBudget(int64(cfg.MaxInFlightBytes)),
-		open:    map[fileKey]*harvester{},
-		scanNow: make(chan struct{}, 1),
-		keepRaw: opts.KeepRaw,
+		cfg:       cfg,
+		sinks:     ss,
+		log:       opts.Log,
+		reg:       reg,
+		budget:    newBudget(int64(cfg.MaxInFlightBytes)),
+		open:      map[fileKey]*harvester{},
+		pathRefs:  map[string]int{},
+		shelf:     map[fileKey]*shelved{},
+		shelfPath: map[string]fileKey{},
+		readers:   newReaders(readersMax),
+		scanNow:   make(chan struct{}, 1),
+		keepRaw:   opts.KeepRaw,
 	}
 	a.m = newMetrics(opts.Registerer, func() float64 {
 		t := reg.lastSaved()
@@ -242,6 +256,7 @@ func (a *Agent) scan(ctx context.Context, initial bool) {
 			}
 		}
 	}
+	a.sweepShelf(ctx)
 }
 
 func excluded(pats []string, path string) bool {
@@ -256,32 +271,89 @@ func excluded(pats []string, path string) bool {
 	return false
 }
 
-// consider starts reading path unless it is already being read. rotated
-// says the file was found by identity, not by an input's glob.
+// consider starts reading path unless it is already being read, or queues
+// it when every slot is taken (or files wait already: they go first).
+// rotated says the file was found by identity, not by an input's glob.
 func (a *Agent) consider(ctx context.Context, in *input, path string, initial, rotated bool) {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		return
 	}
 	k := keyOf(fi)
+	size := fi.Size()
 	a.mu.Lock()
 	busyH, busy := a.open[k]
-	full := len(a.open) >= a.cfg.MaxOpenFiles
-	a.mu.Unlock()
 	if busy {
+		a.mu.Unlock()
 		a.noteGeneration(busyH, path, k)
 		return
 	}
-	if full {
-		if ok, _ := a.every("full "+path, time.Minute); ok {
-			a.log.Warn("max_open_files reached; file waits for a free slot", "path", path, "max_open_files", a.cfg.MaxOpenFiles)
+	var movedFrom fileKey
+	moved := false
+	if pk, ok := a.shelfPath[path]; ok && pk != k {
+		movedFrom, moved = pk, true
+	}
+	sh := a.shelf[k]
+	if sh != nil {
+		sh.seen = true
+		if size != sh.size {
+			sh.size, sh.grewAt = size, time.Now()
 		}
+		if !sh.queuedAt.IsZero() {
+			a.mu.Unlock() // waits already
+			if moved {
+				a.movedAway(ctx, movedFrom)
+			}
+			return
+		}
+	}
+	a.mu.Unlock()
+	if moved {
+		a.movedAway(ctx, movedFrom)
+	}
+	if sh != nil && sh.s != nil {
+		if size == sh.readTo && !rotated {
+			return // parked, nothing new
+		}
+	} else if e := a.reg.peek(k); e != nil && e.Offset == size && e.FPLen >= min(fingerprintLen, int(size)) && !initial && !rotated {
+		// Idle file fully read: nothing to do, no need to open it.
 		return
 	}
-	// Idle file fully read: nothing to do, no need to open it.
-	if e := a.reg.peek(k); e != nil && e.Offset == fi.Size() && e.FPLen >= min(fingerprintLen, int(fi.Size())) && !initial {
+	a.mu.Lock()
+	if a.open[k] != nil || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
+		a.mu.Unlock()
 		return
 	}
+	if len(a.open)+a.opening >= a.cfg.MaxOpenFiles || a.nQueued.Load() > 0 {
+		if sh == nil || a.shelf[k] != sh {
+			sh = &shelved{key: k, path: path, in: in, size: size, grewAt: time.Now(), seen: true, initial: initial}
+		}
+		sh.rotated = sh.rotated || rotated
+		if sh.path != path {
+			a.unshelveLocked(sh)
+			sh.path = path
+		}
+		a.shelveLocked(sh)
+		a.enqueueLocked(sh)
+		a.mu.Unlock()
+		a.admit(ctx) // slots may be free: the queue's head goes first
+		return
+	}
+	if sh != nil {
+		a.unshelveLocked(sh)
+	}
+	a.opening++
+	a.mu.Unlock()
+	a.openFile(ctx, in, path, initial, rotated, sh)
+	a.mu.Lock()
+	a.opening--
+	a.mu.Unlock()
+}
+
+// openFile opens path and starts its harvester. sh, when not nil, is what
+// the agent kept of the file while it was not open: a parked file resumes
+// its stream where it stopped reading.
+func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, rotated bool, sh *shelved) {
 	f, err := os.Open(path)
 	if err != nil {
 		if ok, _ := a.every("open "+path, time.Minute); ok {
@@ -294,19 +366,36 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		f.Close()
 		return
 	}
-	k = keyOf(ofi)
+	k := keyOf(ofi)
 	size := ofi.Size()
-	e := a.reg.lookup(k, f, size)
+	var e *entry
+	var s *stream
 	offset := int64(0)
-	switch {
-	case e != nil:
-		offset = a.reg.offsetOf(e)
-		if offset > size {
-			a.log.Warn("file is shorter than its checkpoint (truncated while we were down); reading it from the start", "path", path, "checkpoint", offset, "size", size)
-			e, offset = nil, 0
+	if sh != nil && sh.s != nil && sh.key == k {
+		if sh.e.matches(k, f, size) && size >= sh.readTo {
+			// Parked: resume reading where it stopped, in the same
+			// stream (its batches may still be in flight).
+			e, s, offset = sh.e, sh.s, sh.readTo
+		} else {
+			// Truncated while parked (copytruncate): the lines it had
+			// not read are in logrotate's copy.
+			a.log.Warn("file truncated while it was parked (copytruncate?); reading it again from the start", "path", path, "read_offset", sh.readTo, "size", size)
+			a.m.rotations.WithLabelValues(path, "truncate").Inc()
+			a.findCopy(ctx, in, path, k, sh.e.FP, sh.e.FPLen, sh.readTo)
 		}
-	case initial && in.cfg.ReadFrom == "end":
-		offset = size
+	}
+	if e == nil {
+		e = a.reg.lookup(k, f, size)
+		switch {
+		case e != nil:
+			offset = a.reg.offsetOf(e)
+			if offset > size {
+				a.log.Warn("file is shorter than its checkpoint (truncated while we were down); reading it from the start", "path", path, "checkpoint", offset, "size", size)
+				e, offset = nil, 0
+			}
+		case initial && in.cfg.ReadFrom == "end":
+			offset = size
+		}
 	}
 	if e == nil {
 		e = &entry{Path: path, Dev: k.Dev, Ino: k.Ino, Offset: offset, Seen: time.Now()}
@@ -323,18 +412,18 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	a.reg.update(func() { e.Path, e.Seen = path, time.Now() })
 	a.reg.put(e)
+	if s == nil {
+		s = a.newStream(e)
+	}
 
 	h := &harvester{
 		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
-		src:  &sinks.Source{Path: path, Input: in.idx, Format: in.format},
-		log:  a.log.With("path", path, "inode", k.Ino),
-		meta: parser.Meta{Host: a.cfg.Hostname, File: path},
-		buf:  make([]byte, 0, 64<<10),
+		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format},
+		log:      a.log.With("path", path, "inode", k.Ino),
+		meta:     parser.Meta{Host: a.cfg.Hostname, File: path},
+		lastSize: -1,
+		s:        s,
 	}
-	h.lines = a.m.linesRead.WithLabelValues(path)
-	h.bytes = a.m.bytesRead.WithLabelValues(path)
-	h.lagG = a.m.lag.WithLabelValues(path)
-	h.s = a.newStream(e)
 	a.mu.Lock()
 	if _, busy := a.open[k]; busy {
 		a.mu.Unlock()
@@ -342,9 +431,17 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		return
 	}
 	a.open[k] = h
+	a.pathRefs[path]++
 	a.m.openFiles.Set(float64(len(a.open)))
 	a.mu.Unlock()
-	h.log.Info("reading file", "offset", offset, "size", size, "rotated", rotated)
+	h.lines = a.m.linesRead.WithLabelValues(path)
+	h.bytes = a.m.bytesRead.WithLabelValues(path)
+	h.lagG = a.m.lag.WithLabelValues(path)
+	if sh != nil && sh.s != nil {
+		h.log.Debug("reading parked file again", "offset", offset, "size", size)
+	} else {
+		h.log.Info("reading file", "offset", offset, "size", size, "rotated", rotated)
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -352,7 +449,13 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.mu.Lock()
 		delete(a.open, k)
 		a.m.openFiles.Set(float64(len(a.open)))
+		a.pathRefs[path]--
+		if a.pathRefs[path] <= 0 {
+			delete(a.pathRefs, path)
+			a.m.forgetPath(path)
+		}
 		a.mu.Unlock()
+		a.admit(ctx)
 	}()
 }
 
@@ -393,7 +496,7 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 			break
 		}
 		if !found && time.Since(e.Seen) > 7*24*time.Hour {
-			a.reg.forget(e)
+			a.reg.forget(e.e)
 		}
 	}
 	a.resumeSiblings(ctx)
@@ -515,7 +618,7 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 		return false
 	}
 	ctx = a.sendCtx
-	fl.cost = int64(len(fl.arena)) + int64(len(fl.b.Events))*64 // the bytes held, not the arena kept for reuse
+	fl.cost = int64(len(fl.arena)) + int64(len(fl.b.Events))*64 + flightOverhead // the bytes held, not the arena kept for reuse
 	if err := a.budget.acquire(ctx, fl.cost); err != nil {
 		a.flights.put(fl)
 		return false // not pushed: never checkpointed, read again next start

@@ -43,6 +43,42 @@
 // down (named like a live file plus "." or "-", changed since the last
 // checkpoint) are read too.
 //
+// # Thousands of files
+//
+// At most max_open_files files are open at once, each with its harvester
+// (a goroutine and a descriptor). A file found while every slot is taken
+// waits in a queue, oldest first; files found by identity after a rotation
+// go before the others, since the next rotation may take them away. While
+// files wait, a harvester that is caught up (read to its end, its batch
+// handed on) gives its slot up at once, and one that keeps reading yields
+// after slotTurn (1s) and queues again behind them: with N files wanting to
+// read and M slots, each is read at least once every ceil(N/M) turns. A file
+// that gave its slot up is parked (slots.go): the agent keeps where reading
+// stopped and the stream of its batches still in flight, so it resumes
+// there, not at the checkpoint, when a scan sees it grow; a file closed
+// after close_inactive is parked the same way. The scan notices a parked or
+// waiting file renamed away (its name now holds another inode, or none) and
+// finds it by inode in its directory; one deleted while it was not open
+// cannot be read any more, and what it held unread is counted
+// (released_unread_bytes_total) and logged. One warning a minute says how
+// many files wait and the longest wait; files_waiting and
+// file_wait_seconds measure it. A rotated file keeps its slot until it is
+// read to its end and idle.
+//
+// Memory does not grow with the open files: reading needs a read buffer,
+// and only readersMax (4) exist; a harvester takes one when the file has
+// grown and gives it back at the end of the file (a partial line is read
+// again next time). Only a holder builds a batch, and batches start small
+// (a flight grows with its lines; grown ones are kept for reuse). Each
+// flight in flight is charged flightOverhead on top of its bytes, which
+// bounds their number when batches are small.
+//
+// A scan costs a stat per matched file (about 3.3 µs of CPU each: 3.3 % of
+// a core at 10,000 files and the default scan_interval); the checkpoint
+// file is encoded by hand, one entry a line (10,000 entries: 2.1 MB, 5.5 ms
+// of CPU a write). Per-file series are removed when no harvester has the
+// path open.
+//
 // # Acknowledgement and checkpoints
 //
 // Every batch goes to every enabled sink (sinks.Sink.Send). Each sink calls

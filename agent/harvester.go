@@ -55,15 +55,19 @@ type harvester struct {
 
 	nParsed int // lines parsed since the counter was last added to
 
-	buf     []byte // unconsumed bytes: buf[0] is at offset
+	buf     []byte // unconsumed bytes: buf[0] is at offset (rb's, while it is held)
 	offset  int64  // offset of the first unconsumed byte (a line's start)
-	discard bool   // skipping the rest of a too-long line
-	longAt  int64  // offset of the too-long line's start
+	rb      *readBuf
+	tail    int64 // bytes past offset read before rb was given back (a partial line)
+	slotAt  time.Time
+	discard bool  // skipping the rest of a too-long line
+	longAt  int64 // offset of the too-long line's start
 
 	rotated    bool      // the path no longer names this file
 	rotatedAt  time.Time // when rotated was found
 	lastGrowth time.Time // when the file's size last changed (seen by check)
 	lastSize   int64     // the size check last saw
+	lastMod    time.Time // the mtime check last saw
 	fl         *flight   // batch being built
 	flAt       time.Time // when fl was started
 	timer      *time.Timer
@@ -80,6 +84,43 @@ type harvester struct {
 	checkedAt atomic.Int64
 	genMu     sync.Mutex
 	gens      []string // fingerprints (full length), oldest first
+}
+
+// end is the offset up to which the file was read.
+func (h *harvester) end() int64 {
+	if h.rb != nil {
+		return h.offset + int64(len(h.buf))
+	}
+	return h.offset + h.tail
+}
+
+// hold takes a read buffer (waiting for one while the readers are all
+// busy); false when ctx ended first.
+func (h *harvester) hold(ctx context.Context) bool {
+	if h.rb != nil {
+		return true
+	}
+	rb := h.a.readers.acquire(ctx)
+	if rb == nil {
+		return false
+	}
+	h.rb, h.buf, h.tail = rb, rb.b[:0], 0
+	return true
+}
+
+// letGo hands the batch being built on and gives the read buffer back; a
+// partial line in it is read again next time (it is still on disk).
+func (h *harvester) letGo(ctx context.Context) bool {
+	ok := h.flush(ctx)
+	if h.rb != nil {
+		if !h.discard {
+			h.tail = int64(len(h.buf))
+		}
+		h.rb.b = h.buf[:0]
+		h.a.readers.release(h.rb)
+		h.rb, h.buf = nil, nil
+	}
+	return ok
 }
 
 // sinceCheck is how long ago check last ran.
@@ -146,11 +187,13 @@ func (h *harvester) headSame() bool {
 // and stayed idle for rotate_wait (or idle for close_inactive).
 func (h *harvester) run(ctx context.Context) {
 	defer h.f.Close()
+	defer h.letGo(ctx)
 	h.loadHead()
 	poll := minPoll
 	h.lastGrowth = time.Now()
+	h.slotAt = time.Now()
 	for {
-		n, err := h.readOnce()
+		n, err := h.readOnce(ctx)
 		if n > 0 {
 			poll = minPoll
 			// A full batch goes at once; the lines read after it are
@@ -160,6 +203,13 @@ func (h *harvester) run(ctx context.Context) {
 					return
 				}
 				h.consumeCounted()
+			}
+			// Other files wait for a slot and this one had its turn:
+			// it queues again behind them.
+			if h.mayPark() && time.Since(h.slotAt) >= slotTurn {
+				if h.parkNow(ctx, true) {
+					return
+				}
 			}
 			if h.sinceCheck() > time.Second {
 				if !h.check(ctx) {
@@ -190,7 +240,7 @@ func (h *harvester) run(ctx context.Context) {
 		// It still reads every poll_interval meanwhile: a reader asleep
 		// for all of linger while the file grows falls behind, and one
 		// far behind can miss a copytruncate.
-		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration {
+		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration && !h.a.readers.wanted() && !h.a.slotsWanted() {
 			if !h.sleep(ctx, min(h.a.cfg.Linger.Duration-age, h.a.cfg.PollInterval.Duration)) {
 				return
 			}
@@ -200,8 +250,9 @@ func (h *harvester) run(ctx context.Context) {
 			}
 			continue
 		}
-		// Hand on what we have, then look around.
-		if !h.flush(ctx) {
+		// Hand on what we have and give the read buffer back, then look
+		// around.
+		if !h.letGo(ctx) {
 			return
 		}
 		if !h.check(ctx) {
@@ -211,8 +262,13 @@ func (h *harvester) run(ctx context.Context) {
 		// that size has not changed for a while. Time spent blocked on
 		// backpressure is not idleness: check() just looked at the size.
 		idle := time.Since(h.lastGrowth)
-		if h.offset+int64(len(h.buf)) < h.lastSize {
+		if h.end() < h.lastSize {
 			continue // more to read
+		}
+		// Caught up while other files wait for a slot: give it up; the
+		// scan queues the file again when it grows.
+		if h.mayPark() && h.parkNow(ctx, false) {
+			return
 		}
 		if h.rotated && idle >= h.a.cfg.RotateWait.Duration {
 			h.finishRotated(ctx)
@@ -225,8 +281,12 @@ func (h *harvester) run(ctx context.Context) {
 			h.finishRotated(ctx)
 			return
 		}
-		if !h.rotated && idle >= h.a.cfg.CloseInactive.Duration && len(h.buf) == 0 {
+		if !h.rotated && idle >= h.a.cfg.CloseInactive.Duration && h.end() == h.offset {
+			// Parked, not just closed: its last batches may still be in
+			// flight, and reading must resume after them, not at the
+			// checkpoint (that was read twice).
 			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
+			h.a.park(h, false)
 			return
 		}
 		if !h.sleep(ctx, poll) {
@@ -257,8 +317,37 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// mayPark reports whether the harvester should give its slot up for files
+// that wait for one. A rotated file keeps its slot until it is read to its
+// end and idle (its name no longer leads to it), and so does one whose
+// too-long line is being skipped.
+func (h *harvester) mayPark() bool {
+	return h.a.slotsWanted() && !h.rotated && !h.discard
+}
+
+// parkNow hands the batch on and parks the file (see Agent.park); queue
+// says it has more to read. False when ctx ended.
+func (h *harvester) parkNow(ctx context.Context, queue bool) bool {
+	if !h.letGo(ctx) {
+		return false
+	}
+	h.a.park(h, queue)
+	h.a.m.slotReleases.Inc()
+	return true
+}
+
 // readOnce reads the next chunk and turns its complete lines into events.
-func (h *harvester) readOnce() (int, error) {
+// It takes a read buffer first, unless the last look at the file (check)
+// showed nothing new.
+func (h *harvester) readOnce(ctx context.Context) (int, error) {
+	if h.rb == nil {
+		if h.lastSize >= 0 && h.lastSize <= h.end() {
+			return 0, io.EOF
+		}
+		if !h.hold(ctx) {
+			return 0, ctx.Err()
+		}
+	}
 	if cap(h.buf)-len(h.buf) < readChunk/4 {
 		grown := make([]byte, len(h.buf), max(2*cap(h.buf), len(h.buf)+readChunk))
 		copy(grown, h.buf)
@@ -450,12 +539,17 @@ func (h *harvester) check(ctx context.Context) bool {
 		h.log.Error("stat of open file failed", "err", err)
 		return true
 	}
-	end := h.offset + int64(len(h.buf))
+	end := h.end()
+	// The head is read again only when the file changed since the last
+	// look (size or mtime): with hundreds of files open, an unchanged
+	// file's check is one fstat and one stat.
+	changed := fi.Size() != h.lastSize || !fi.ModTime().Equal(h.lastMod)
+	h.lastMod = fi.ModTime()
 	if fi.Size() != h.lastSize {
 		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	}
 	h.lagG.Set(float64(max(fi.Size()-end, 0)))
-	if fi.Size() < end || !h.sameContent(fi.Size()) {
+	if fi.Size() < end || (changed && !h.sameContent(fi.Size())) {
 		h.truncated(ctx, fi.Size())
 		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	} else {
@@ -498,6 +592,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 		}
 	}
 	h.buf = h.buf[:0]
+	h.tail = 0
 	h.discard = false
 	h.offset = 0
 	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
@@ -511,6 +606,13 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 // finishRotated hands on a last line without newline (nginx never writes
 // one; a full disk might) and lets the file go.
 func (h *harvester) finishRotated(ctx context.Context) {
+	if h.end() > h.offset && !h.discard && h.hold(ctx) {
+		for {
+			if n, _ := h.readOnce(ctx); n <= 0 {
+				break
+			}
+		}
+	}
 	if len(h.buf) > 0 && !h.discard {
 		line := h.buf
 		h.add(line, h.offset)

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRegistrySaveLoad(t *testing.T) {
@@ -105,5 +107,31 @@ func TestEntryMatchesByInodeAndFingerprint(t *testing.T) {
 	b, _ := json.Marshal(e)
 	if !bytes.Contains(b, []byte(`"fingerprint"`)) {
 		t.Fatalf("entry JSON lacks fingerprint: %s", b)
+	}
+}
+
+// The hand-written checkpoint encoding reads back as encoding/json would
+// read its own: odd paths (quotes, control bytes, non-ASCII, invalid UTF-8)
+// included.
+func TestEncodeRegistryMatchesEncodingJSON(t *testing.T) {
+	now := time.Date(2026, 12, 2, 3, 4, 5, 123456789, time.UTC)
+	es := []entry{
+		{Path: "/var/log/nginx/access.log", Dev: 2049, Ino: 1 << 40, FP: "00ff", FPLen: 1024, Offset: 1 << 33, Seen: now},
+		{Path: "/l/\"q\"\\b\x01\t\n/é/\u2028/\xff\xfe.log", Dev: 0, Ino: 0, FP: "", FPLen: 0, Offset: 0, Seen: now.In(time.FixedZone("x", 3600))},
+	}
+	got := encodeRegistry(nil, now, es)
+	var fromOurs, fromStd registryFile
+	dec := json.NewDecoder(bytes.NewReader(got))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fromOurs); err != nil {
+		t.Fatalf("%v:\n%s", err, got)
+	}
+	ptrs := []*entry{&es[0], &es[1]}
+	std, _ := json.Marshal(registryFile{Version: 1, Written: now.Format(time.RFC3339Nano), Files: ptrs})
+	if err := json.Unmarshal(std, &fromStd); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromOurs, fromStd) {
+		t.Fatalf("ours:\n%s\nencoding/json:\n%s", got, std)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 )
@@ -30,16 +31,25 @@ type flight struct {
 }
 
 func newFlight() *flight {
+	// A new flight starts small and grows with its batch: with many files
+	// open, most batches are a few lines, and a full-size arena for each
+	// of them (1.4 MiB with the events) would be hundreds of MiB. The
+	// pool below keeps grown flights, so a busy file does not regrow them
+	// batch after batch.
 	fl := &flight{
-		// Room for a full batch and its last line: the arena is not
-		// regrown (and its garbage collected) batch after batch.
-		arena: make([]byte, 0, batchMaxBytes+batchMaxBytes/8),
-		spans: make([]span, 0, batchMaxEvents),
+		arena: make([]byte, 0, 16<<10),
+		spans: make([]span, 0, 64),
 	}
-	fl.b.Events = make([]sinks.Event, 0, batchMaxEvents)
+	fl.b.Events = make([]sinks.Event, 0, 64)
 	fl.onDone = fl.complete
 	return fl
 }
+
+// flightOverhead is charged to the in-flight budget for every flight on top
+// of the bytes it holds: what a small flight costs in memory. It bounds the
+// number of flights in flight when batches are small (many files, each
+// with a few new lines).
+const flightOverhead = 16 << 10
 
 // flightPool keeps the flights the agent is done with, for the next batches.
 // Not a sync.Pool: that one empties at every other garbage collection, and
@@ -50,12 +60,19 @@ func newFlight() *flight {
 type flightPool struct {
 	mu      sync.Mutex
 	free    []*flight
+	bytes   int // what the kept flights hold (flightSize)
 	lastGet time.Time
 }
 
-// flightsKept bounds the flights kept: about what the default in-flight
-// budget holds, plus the ones being filled.
-const flightsKept = 12
+// flightsKeptBytes bounds the memory of the flights kept: about a dozen full
+// ones (what the default in-flight budget holds, plus the ones being
+// filled), or hundreds of small ones (many files, a few lines each).
+const flightsKeptBytes = 12 * (batchMaxBytes + batchMaxBytes/8 + batchMaxEvents*(int(unsafe.Sizeof(sinks.Event{}))+int(unsafe.Sizeof(span{}))))
+
+// flightSize is the memory a flight holds.
+func flightSize(fl *flight) int {
+	return cap(fl.arena) + cap(fl.b.Events)*int(unsafe.Sizeof(sinks.Event{})) + cap(fl.spans)*int(unsafe.Sizeof(span{}))
+}
 
 func (p *flightPool) get() *flight {
 	p.mu.Lock()
@@ -65,6 +82,7 @@ func (p *flightPool) get() *flight {
 		fl := p.free[n-1]
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
+		p.bytes -= flightSize(fl)
 		return fl
 	}
 	return newFlight()
@@ -76,8 +94,9 @@ func (p *flightPool) put(fl *flight) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < flightsKept {
+	if sz := flightSize(fl); p.bytes+sz <= flightsKeptBytes {
 		p.free = append(p.free, fl)
+		p.bytes += sz
 	}
 }
 
@@ -88,6 +107,7 @@ func (p *flightPool) trim(idle time.Duration) {
 	if len(p.free) > 1 && time.Since(p.lastGet) > idle {
 		clear(p.free[1:])
 		p.free = p.free[:1]
+		p.bytes = flightSize(p.free[0])
 	}
 }
 
@@ -112,6 +132,13 @@ type stream struct {
 
 func newStream(reg *Registry, e *entry, log *slog.Logger, release func(*flight)) *stream {
 	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{})}
+}
+
+// settled reports whether none of the stream's batches is in flight.
+func (s *stream) settled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q) == 0
 }
 
 // push appends fl, in read order, before it is handed to the sinks.
@@ -144,7 +171,12 @@ func (s *stream) complete(fl *flight, err error) {
 		n++
 	}
 	popped := append([]*flight(nil), s.q[:n]...)
-	s.q = append(s.q[:0], s.q[n:]...)
+	rest := copy(s.q, s.q[n:])
+	// The queue's array must not keep the flights it moved past: they are
+	// recycled (or dropped) now, and a stream lives as long as its file is
+	// known. With 1,000 idle files, one stale flight each was 97 MB.
+	clear(s.q[rest:])
+	s.q = s.q[:rest]
 	var idle chan struct{}
 	if len(s.q) == 0 && n > 0 {
 		idle = s.idle

@@ -265,3 +265,22 @@ func TestBudgetCancelledWaiterLetsOthersThrough(t *testing.T) {
 		t.Fatalf("in use %d, want 90", got)
 	}
 }
+
+// A stream whose batches all completed keeps no reference to them: streams
+// live as long as their files are known, a flight is up to 1.4 MiB, and the
+// flights are recycled.
+func TestTrackerKeepsNoCompletedFlight(t *testing.T) {
+	env := newTrackerEnv(t)
+	a := env.send(0, 10, 1)
+	b := env.send(10, 10, 1)
+	ackAll(b, nil)
+	ackAll(a, nil)
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.q[:cap(s.q)] {
+		if f != nil {
+			t.Fatalf("slot %d of the stream's queue still holds a completed flight", i)
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Slots: at most max_open_files files are open (a harvester each, with its
+// descriptor and goroutine). A file the agent knows but does not hold open
+// is shelved: it gave its slot up while other files waited (parked, with
+// where reading resumes and the stream of its batches still in flight), or
+// it waits for a slot (queued). See doc.go, "Thousands of files".
+
+// slotTurn is the longest a reader keeps its slot, while other files wait,
+// before it yields (after handing on its batch) and queues again behind
+// them: with N files wanting to read and M slots, each is read at least once
+// every ceil(N/M) turns.
+const slotTurn = time.Second
+
+// shelved is a file known to the agent but not open.
+type shelved struct {
+	key  fileKey
+	path string // where it was last seen
+	in   *input
+
+	// s, e and readTo are set when the file was parked: its batches may
+	// still be in flight in s, and reading resumes at readTo (a line's
+	// start), not at the checkpoint (which is behind while they are).
+	s      *stream
+	e      *entry
+	readTo int64
+
+	size    int64     // the size last seen
+	grewAt  time.Time // when that size was first seen
+	rotated bool      // found by identity under another name (priority)
+
+	initial  bool      // queued by the first scan (read_from applies)
+	queuedAt time.Time // when it started to wait; zero when not queued
+	seen     bool      // matched by the current scan
+}
+
+// slotsWanted reports whether files wait for a slot: a reader that is caught
+// up then gives its slot up, and one that has held it for a turn yields.
+func (a *Agent) slotsWanted() bool { return a.nQueued.Load() > 0 }
+
+// enqueue puts sh in the queue (rotated files first: they are read to their
+// end before the next rotation takes them away). a.mu is held.
+func (a *Agent) enqueueLocked(sh *shelved) {
+	if !sh.queuedAt.IsZero() {
+		return
+	}
+	sh.queuedAt = time.Now()
+	if sh.rotated {
+		a.queueRot = append(a.queueRot, sh)
+	} else {
+		a.queue = append(a.queue, sh)
+	}
+	a.nQueued.Add(1)
+}
+
+// shelveLocked records sh (replacing what was shelved under its key).
+// a.mu is held.
+func (a *Agent) shelveLocked(sh *shelved) {
+	if old := a.shelf[sh.key]; old != nil && old != sh {
+		a.unshelveLocked(old)
+	}
+	a.shelf[sh.key] = sh
+	if !sh.rotated {
+		a.shelfPath[sh.path] = sh.key
+	}
+}
+
+// unshelveLocked forgets sh, and takes it out of the queue. a.mu is held.
+func (a *Agent) unshelveLocked(sh *shelved) {
+	if a.shelf[sh.key] == sh {
+		delete(a.shelf, sh.key)
+	}
+	if a.shelfPath[sh.path] == sh.key {
+		delete(a.shelfPath, sh.path)
+	}
+	if !sh.queuedAt.IsZero() {
+		q := &a.queue
+		if sh.rotated {
+			q = &a.queueRot
+		}
+		if i := slices.Index(*q, sh); i >= 0 {
+			*q = slices.Delete(*q, i, i+1)
+			a.nQueued.Add(-1)
+		}
+		sh.queuedAt = time.Time{}
+	}
+}
+
+// admit opens queued files, oldest first, while slots are free.
+func (a *Agent) admit(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		if len(a.open)+a.opening >= a.cfg.MaxOpenFiles {
+			a.mu.Unlock()
+			return
+		}
+		var sh *shelved
+		switch {
+		case len(a.queueRot) > 0:
+			sh = a.queueRot[0]
+		case len(a.queue) > 0:
+			sh = a.queue[0]
+		default:
+			a.mu.Unlock()
+			return
+		}
+		waited := time.Since(sh.queuedAt)
+		a.unshelveLocked(sh)
+		a.opening++
+		a.mu.Unlock()
+		a.m.slotWait.Observe(waited.Seconds())
+		a.openShelved(ctx, sh)
+		a.mu.Lock()
+		a.opening--
+		a.mu.Unlock()
+	}
+}
+
+// openShelved opens a file that waited, found by its identity: under the
+// name it was seen with, or, when that name now holds another file (it was
+// rotated while it waited), in the same directory under its new name.
+func (a *Agent) openShelved(ctx context.Context, sh *shelved) {
+	path, ok := a.locate(sh)
+	if !ok {
+		a.lostWhileShelved(sh)
+		return
+	}
+	a.openFile(ctx, sh.in, path, sh.initial, sh.rotated || path != sh.path, sh)
+}
+
+// locate finds sh's file: at its path if that still names it, else by inode
+// in its directory.
+func (a *Agent) locate(sh *shelved) (string, bool) {
+	if fi, err := os.Stat(sh.path); err == nil && keyOf(fi) == sh.key {
+		return sh.path, true
+	}
+	dir := filepath.Dir(sh.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", false
+	}
+	for _, de := range ents {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		info, err := de.Info()
+		if err == nil && keyOf(info) == sh.key {
+			return filepath.Join(dir, de.Name()), true
+		}
+	}
+	return "", false
+}
+
+// lostWhileShelved reports a file that was deleted while it was not open:
+// what it held beyond where reading stopped can no longer be read.
+func (a *Agent) lostWhileShelved(sh *shelved) {
+	from := sh.readTo
+	if sh.s == nil {
+		if e := a.reg.peek(sh.key); e != nil {
+			from = a.reg.offsetOf(e)
+		}
+	}
+	lost := max(sh.size-from, 0)
+	if lost > 0 {
+		a.m.unreadLost.Add(float64(lost))
+		a.log.Error("file deleted while it waited for a slot (max_open_files); its unread bytes are lost: raise max_open_files, or rotate by rename and keep the rotated file longer",
+			"path", sh.path, "inode", sh.key.Ino, "read_to", from, "size", sh.size, "lost_bytes", lost, "max_open_files", a.cfg.MaxOpenFiles)
+	}
+}
+
+// movedAway is called when a scan finds path naming file k while the file
+// shelved under that path is another one: the shelved file was rotated (or
+// deleted). It is queued, with priority, under its new name; one deleted is
+// reported.
+func (a *Agent) movedAway(ctx context.Context, old fileKey) {
+	a.mu.Lock()
+	sh := a.shelf[old]
+	a.mu.Unlock()
+	if sh == nil {
+		return
+	}
+	path, ok := a.locate(sh)
+	a.mu.Lock()
+	if a.shelf[old] != sh {
+		a.mu.Unlock()
+		return
+	}
+	a.unshelveLocked(sh)
+	if ok {
+		sh.path, sh.rotated = path, true
+		a.shelveLocked(sh)
+		a.enqueueLocked(sh)
+	}
+	a.mu.Unlock()
+	if !ok {
+		a.lostWhileShelved(sh)
+		return
+	}
+	a.log.Info("a file that was not open was rotated; it will be read to its end", "path", path)
+	a.admit(ctx)
+}
+
+// park shelves h's file as it gives its slot up (for files that wait, or
+// idle for close_inactive): its stream goes on, reading resumes at
+// h.offset. queue says it has more to read (it yielded).
+func (a *Agent) park(h *harvester, queue bool) {
+	sh := &shelved{
+		key: h.key, path: h.path, in: h.in,
+		s: h.s, e: h.e, readTo: h.offset,
+		size: h.lastSize, grewAt: h.lastGrowth,
+	}
+	a.mu.Lock()
+	a.shelveLocked(sh)
+	if queue {
+		a.enqueueLocked(sh)
+	}
+	a.mu.Unlock()
+}
+
+// sweepShelf runs after each scan: shelved files that the scan did not see
+// under their name were rotated or deleted (moved away); parked files idle
+// for close_inactive are forgotten (their checkpoint entry stays, as for any
+// file closed when idle). It also logs, once a minute, how many files wait.
+func (a *Agent) sweepShelf(ctx context.Context) {
+	now := time.Now()
+	var moved []fileKey
+	a.mu.Lock()
+	for k, sh := range a.shelf {
+		switch {
+		case sh.seen:
+			sh.seen = false
+		case !sh.queuedAt.IsZero() && sh.rotated:
+			// Found by identity: no glob names it. It is opened by
+			// identity when its turn comes.
+		default:
+			moved = append(moved, k)
+			continue
+		}
+		if sh.queuedAt.IsZero() && now.Sub(sh.grewAt) >= a.cfg.CloseInactive.Duration && (sh.s == nil || sh.s.settled()) {
+			a.unshelveLocked(sh)
+		}
+	}
+	n := len(a.queue) + len(a.queueRot)
+	var oldest time.Duration
+	for _, q := range [][]*shelved{a.queueRot, a.queue} {
+		if len(q) > 0 {
+			oldest = max(oldest, now.Sub(q[0].queuedAt))
+		}
+	}
+	a.m.shelved.Set(float64(len(a.shelf)))
+	a.mu.Unlock()
+	a.m.filesWaiting.Set(float64(n))
+	a.m.oldestWait.Set(oldest.Seconds())
+	if n > 0 {
+		if ok, _ := a.every("slots", time.Minute); ok {
+			a.log.Warn("files wait for a free slot (max_open_files reached); each is read in its turn", "waiting", n, "longest_wait", oldest.Round(time.Millisecond), "max_open_files", a.cfg.MaxOpenFiles)
+		}
+	}
+	for _, k := range moved {
+		a.movedAwayOrGone(ctx, k)
+	}
+}
+
+// movedAwayOrGone: a shelved file its scan did not see. Its name may still
+// name it (a glob no longer matches, or the scan raced a rotation): then it
+// just stays shelved.
+func (a *Agent) movedAwayOrGone(ctx context.Context, k fileKey) {
+	a.mu.Lock()
+	sh := a.shelf[k]
+	a.mu.Unlock()
+	if sh == nil {
+		return
+	}
+	fi, err := os.Stat(sh.path)
+	if err == nil && keyOf(fi) == k {
+		a.mu.Lock()
+		if !sh.queuedAt.IsZero() || fi.Size() == sh.readTo {
+			a.mu.Unlock()
+			return
+		}
+		if fi.Size() != sh.size {
+			sh.size, sh.grewAt = fi.Size(), time.Now()
+		}
+		a.enqueueLocked(sh)
+		a.mu.Unlock()
+		a.admit(ctx)
+		return
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	a.movedAway(ctx, k)
+}
