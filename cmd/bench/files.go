@@ -74,6 +74,7 @@ type filesResult struct {
 	// grew; stallPct the CPU in % of one core from then to the end
 	// (what a starved agent spends waiting).
 	lastGrowth   time.Duration
+	writerEnd    time.Duration // files-live: when the writer stopped, since the start
 	stallPct     float64
 	slotWarnings int // agent log lines about max_open_files
 	lag          lagStats
@@ -286,6 +287,7 @@ func (b *bencher) files(ctx context.Context, c filesCase, nfiles, n, runNo int) 
 				return res, fmt.Errorf("writer: %w", err)
 			}
 			writerDone = nil
+			res.writerEnd = time.Since(start)
 			cpu1, err := procCPU(cmd.Process.Pid)
 			if err != nil {
 				return res, err
@@ -467,9 +469,13 @@ func (r filesResult) line(c filesCase) string {
 	warn := fmt.Sprintf(", %d max_open_files warnings", r.slotWarnings)
 	switch {
 	case c.live:
-		return fmt.Sprintf("%d lines in %d files, CPU %.2fs, %.2f%% of one core while written, peak RSS %.1f MiB, lag max %s p99 %s over %d files, %s%s, %s",
+		drain := ""
+		if !r.timedOut {
+			drain = fmt.Sprintf(" (the last line %.1fs after the writer stopped)", (r.lastGrowth - r.writerEnd).Seconds())
+		}
+		return fmt.Sprintf("%d lines in %d files, CPU %.2fs, %.2f%% of one core while written, peak RSS %.1f MiB, lag max %s p99 %s over %d files%s, %s%s, %s",
 			r.lines, r.files, r.cpu.Seconds(), r.cpuPct, r.rssMiB(), r.lag.max.Round(time.Millisecond), r.lag.p99.Round(time.Millisecond), r.lag.files,
-			r.filesText(), warn, checkText(r.check))
+			drain, r.filesText(), warn, checkText(r.check))
 	case c.scale:
 		return fmt.Sprintf("%d lines in %d files, read in %.2fs, idle %.2f%% of one core, idle RSS %.1f MiB, peak %.1f MiB, checkpoint %d B, %d metric samples, %s%s, %s",
 			r.lines, r.files, r.dur.Seconds(), r.cpuPct, float64(r.idleRSSKiB)/1024, r.rssMiB(), r.checkpoint, r.series, r.filesText(), warn, checkText(r.check))
