@@ -17,6 +17,7 @@ help:
 	@echo "make bench      throughput, CPU and peak RSS of the whole agent (see README)"
 	@echo "make lint       go vet + gofmt check"
 	@echo "make package    .deb and .rpm (amd64, arm64) in dist/"
+	@echo "make image      the container image (amd64, arm64) as an OCI layout and tarballs in dist/image/"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nginx-shipper ./cmd/nginx-shipper
@@ -54,3 +55,4 @@ clean:
 	rm -rf bin dist
 
 -include packaging/package.mk
+-include packaging/kubernetes/image.mk

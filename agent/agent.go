@@ -58,6 +58,9 @@ type input struct {
 	// schema (Options.Avro).
 	schemaErrors prometheus.Counter
 	enrich       *enrich.Binding // nil without [enrich]
+
+	stderrParser *parser.Parser     // container inputs: stderr_format (container.go)
+	klogLines    prometheus.Counter // container inputs
 }
 
 // Agent finds the files of every input, reads them and hands their lines to
@@ -78,6 +81,8 @@ type Agent struct {
 	avroOnly bool
 	ops      *streamOps      // see health.go
 	sendCtx  context.Context // see Run
+
+	keyField string // sinks.kafka.key (container.go)
 
 	// [enrich] (agent/enrich): nil without it; enrichedOnly is
 	// Options.EnrichedOnly.
@@ -137,12 +142,15 @@ func CompileInputs(ins []InputConfig, keyField string, readFile func(string) ([]
 	var errs []error
 	out := make([]*parser.Parser, len(ins))
 	for i := range ins {
-		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, keyField, ins[i].Location(), readFile)
+		p, _, err := compileFormat(ins[i].Format, ins[i].Escape, parserKey(ins[i], keyField), ins[i].Location(), readFile) // parserKey: container.go
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inputs[%d].format: %w", i, err))
 			continue
 		}
 		out[i] = p
+	}
+	if _, err := compileStderrAll(ins, keyField, readFile); err != nil {
+		errs = append(errs, err) // container inputs (container.go)
 	}
 	return out, errors.Join(errs...)
 }
@@ -218,6 +226,9 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 			}
 			a.inputs[i].enrich = b
 		}
+	}
+	if err := a.initContainerInputs(ins, opts); err != nil { // container.go
+		return nil, err
 	}
 	return a, nil
 }
@@ -475,6 +486,7 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 		s:        s,
 		ml:       newJoiner(in),
 	}
+	h.initContainer() // container inputs (container.go)
 	a.mu.Lock()
 	if _, busy := a.open[k]; busy {
 		a.mu.Unlock()
@@ -561,7 +573,8 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 }
 
 // compressedExt are rotated files we cannot read as text.
-var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip"}
+// (".tmp": kubelet gzips a rotated container log through NAME.gz.tmp.)
+var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip", ".tmp"}
 
 // resumeSiblings finds files rotated in while the agent was down that it
 // never saw (rotated twice: access.log.1 was born and renamed while down):

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/container"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
@@ -197,6 +198,12 @@ type InputConfig struct {
 	// on after this long.
 	MultilineMaxBytes int      `toml:"multiline_max_bytes"`
 	MultilineTimeout  Duration `toml:"multiline_timeout"`
+	// Container: "" (a plain file), cri, docker or auto: the files are
+	// container logs whose records are unwrapped first (agent/container).
+	Container string `toml:"container"`
+	// StderrFormat is the format of a container input's stderr lines
+	// (stdout uses Format). Default "error", nginx's error log.
+	StderrFormat string `toml:"stderr_format"`
 }
 
 // Location returns the input's timezone; call after Validate.
@@ -227,6 +234,9 @@ func (c *InputConfig) Defaults() {
 	}
 	if c.MultilineTimeout.Duration == 0 {
 		c.MultilineTimeout.Duration = time.Second
+	}
+	if c.Container != "" && c.StderrFormat == "" {
+		c.StderrFormat = "error"
 	}
 }
 
@@ -270,6 +280,11 @@ func (c *InputConfig) Validate(i int) error {
 	}
 	if c.MultilineTimeout.Duration <= 0 {
 		bad("multiline_timeout", "must be positive, got %s", c.MultilineTimeout.Duration)
+	}
+	if rt, err := container.ParseRuntime(c.Container); err != nil {
+		bad("container", "%v", err)
+	} else if rt == container.None && c.StderrFormat != "" {
+		bad("stderr_format", "is only for container inputs (set container = \"cri\", \"docker\" or \"auto\")")
 	}
 	return errors.Join(errs...)
 }

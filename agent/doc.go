@@ -54,6 +54,12 @@
 // Routing: each file's sinks.Source carries its input's topic and
 // s3_prefix; the sinks use them instead of their own topic and prefix.
 //
+// Container inputs (container = cri | docker | auto): each physical line
+// is a runtime record, unwrapped by agent/container before it is parsed;
+// partial records are joined and a batch's checkpoint never passes the
+// first record of a line still being joined. See agent/container/doc.go
+// and container.go.
+//
 // # Thousands of files
 //
 // At most max_open_files files are open at once, each with its harvester

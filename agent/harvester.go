@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/container"
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
@@ -87,6 +88,10 @@ type harvester struct {
 	checkedAt atomic.Int64
 	genMu     sync.Mutex
 	gens      []string // fingerprints (full length), oldest first
+
+	dec   *container.Decoder // container inputs: unwraps records (container.go)
+	kmeta []byte             // container inputs: the "kubernetes" member
+	kkey  []byte             // container inputs: the record key from the metadata (sinks.kafka.key = "kubernetes.pod", ...)
 }
 
 // end is the offset up to which the file was read.
@@ -426,7 +431,7 @@ func (h *harvester) consume() int {
 			}
 			pos += i + 1
 			h.discard = false
-			h.batch().b.End = h.offset + int64(pos)
+			h.batch().b.End = h.capEnd(h.offset + int64(pos))
 			continue
 		}
 		i := bytes.IndexByte(data[pos:], '\n')
@@ -451,6 +456,10 @@ func (h *harvester) consume() int {
 		}
 		pos += i + 1
 		lines++
+		if h.dec != nil { // a container record (container.go)
+			h.addRecord(line, start, h.offset+int64(pos))
+			continue
+		}
 		if len(line) > maxLine {
 			h.addLong(line[:maxLine], start)
 		} else {
@@ -474,8 +483,8 @@ func (h *harvester) batch() *flight {
 	if h.fl == nil {
 		h.fl = h.a.getFlight(h.src)
 		h.flAt = time.Now()
-		h.fl.b.Start = h.offset
-		h.fl.b.End = h.offset
+		h.fl.b.Start = h.capEnd(h.offset)
+		h.fl.b.End = h.fl.b.Start
 	}
 	return h.fl
 }
@@ -706,6 +715,9 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.discard = false
 	h.ml.reset()
 	h.offset = 0
+	if h.dec != nil {
+		h.dec.Reset()
+	}
 	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
 	e.FP, e.FPLen, _ = fingerprint(h.f, size)
 	h.a.reg.put(e)
@@ -735,9 +747,18 @@ func (h *harvester) finishRotated(ctx context.Context) {
 	}
 	if len(h.buf) > 0 && !h.discard {
 		line := h.buf
-		h.add(line, h.offset)
+		if h.dec != nil {
+			h.addRecord(line, h.offset, h.offset+int64(len(line)))
+		} else {
+			h.add(line, h.offset)
+		}
 		h.offset += int64(len(line))
 		h.buf = h.buf[:0]
+		h.batch().b.End = h.capEnd(h.offset)
+		h.flush(ctx)
+	}
+	if h.dec != nil && h.dec.Hold() >= 0 {
+		h.flushPartials()
 		h.batch().b.End = h.offset
 		h.flush(ctx)
 	}

@@ -221,7 +221,7 @@ func (a *Agent) movedAway(ctx context.Context, old fileKey) {
 func (a *Agent) park(h *harvester, queue bool) {
 	sh := &shelved{
 		key: h.key, path: h.path, in: h.in,
-		s: h.s, e: h.e, readTo: h.offset,
+		s: h.s, e: h.e, readTo: h.resumeAt(), // resumeAt: container.go
 		size: h.lastSize, grewAt: h.lastGrowth,
 	}
 	a.mu.Lock()

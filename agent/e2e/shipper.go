@@ -28,6 +28,10 @@ type Input struct {
 	// Timezone, Topic, S3Prefix: the input's keys of the same names; ""
 	// leaves them out.
 	Timezone, Topic, S3Prefix string
+
+	Exclude      []string
+	Container    string // "" (a plain file) | cri | docker | auto
+	StderrFormat string // container inputs
 }
 
 // Config is what an e2e test configures; Render writes it as TOML in the
@@ -115,6 +119,11 @@ func (c *Config) Render() string {
 		kv("timezone", in.Timezone)
 		kv("topic", in.Topic)
 		kv("s3_prefix", in.S3Prefix)
+		if len(in.Exclude) > 0 {
+			fmt.Fprintf(&b, "exclude = %s\n", qs(in.Exclude))
+		}
+		kv("container", in.Container)
+		kv("stderr_format", in.StderrFormat)
 	}
 	if k := c.Kafka; k != nil {
 		fmt.Fprintf(&b, "\n[sinks.kafka]\nbrokers = %s\ntopic = %s\nkey = %s\n", qs(k.Brokers), q(k.Topic), q(k.Key))

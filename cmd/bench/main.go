@@ -14,6 +14,16 @@
 // kafka-zstd (Kafka only), s3 (S3 only), both (Kafka lz4 + S3), paced (both sinks; a writer appends -paced-rate lines/s
 // for -paced-for while the agent runs; reports the agent's CPU as % of one
 // core) and paced-kafka (the same with Kafka only, no compression).
+//
+// Many files (issue 17; not in the default list, see files.go): files-backlog
+// (-files files holding the -lines backlog), files-live (-files files
+// written round-robin at -paced-rate lines/s in all for -paced-for; each
+// file's lag), files-10k (10,000 files holding the backlog) and files-scale
+// (-scale-files counts of -scale-lines lines a file; CPU, RSS, checkpoint
+// size and metric samples while idle for -idle-for), all Kafka only, no
+// compression, on the glob DIR/*.log with the agent's defaults.
+//
+//	go run ./cmd/bench -cases kafka,files-backlog -lines 200000 -runs 1
 package main
 
 import (
@@ -26,6 +36,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +64,10 @@ type options struct {
 	enrichTOML string // non-empty: an [enrich] table with these keys
 	kafkaTOML  string
 	s3TOML     string
+	files      int
+	scaleFiles []int
+	scaleLines int
+	idleFor    time.Duration
 }
 
 func main() {
@@ -67,7 +82,7 @@ func main() {
 	var cases string
 	flag.StringVar(&o.bin, "bin", "bin/nginx-shipper", "the agent binary (make build)")
 	flag.IntVar(&o.lines, "lines", 2_000_000, "lines in the backlog")
-	flag.StringVar(&cases, "cases", "kafka,kafka-avro,kafka-lz4,kafka-zstd,s3,both,paced", "cases to run (also: paced-kafka)")
+	flag.StringVar(&cases, "cases", "kafka,kafka-avro,kafka-lz4,kafka-zstd,s3,both,paced", "cases to run (also: paced-kafka, files-backlog, files-live, files-10k, files-scale)")
 	flag.IntVar(&o.runs, "runs", 3, "runs per case; the medians are reported")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (data, configs, logs)")
 	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the Kafka topic")
@@ -81,8 +96,20 @@ func main() {
 	flag.StringVar(&o.kafkaTOML, "kafka-toml", "", "extra keys for [sinks.kafka], ';'-separated, e.g. 'linger = \"20ms\"'")
 	flag.StringVar(&o.s3TOML, "s3-toml", "", "extra keys for [sinks.s3], ';'-separated, e.g. 'compression_level = 1'")
 	flag.StringVar(&o.enrichTOML, "enrich-toml", "", "turns [enrich] on with these keys, ';'-separated, e.g. 'user_agent = true; geoip_database = \"/path/City.mmdb\"'")
+	flag.IntVar(&o.files, "files", 1000, "files-backlog and files-live: the number of files")
+	scaleFiles := flag.String("scale-files", "1,10,100,1000,10000", "files-scale: the file counts")
+	flag.IntVar(&o.scaleLines, "scale-lines", 100, "files-scale: lines in each file")
+	flag.DurationVar(&o.idleFor, "idle-for", 10*time.Second, "files-scale: how long the idle agent's CPU is measured")
 	flag.Parse()
 	o.cases = strings.Split(cases, ",")
+	for _, f := range strings.Split(*scaleFiles, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: -scale-files: %q is not a positive number\n", f)
+			os.Exit(2)
+		}
+		o.scaleFiles = append(o.scaleFiles, n)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -154,15 +181,23 @@ func (r result) brokerPct() float64 { return 100 * r.brokerCPU.Seconds() / r.dur
 
 func run(ctx context.Context, o options) error {
 	var cases []benchCase
+	var fcases []filesCase
 	for _, n := range o.cases {
+		if c, ok := allFilesCases[strings.TrimSpace(n)]; ok {
+			fcases = append(fcases, c)
+			continue
+		}
 		c, ok := allCases[strings.TrimSpace(n)]
 		if !ok {
 			return fmt.Errorf("-cases: unknown case %q", n)
 		}
 		cases = append(cases, c)
 	}
-	if o.runs < 1 || o.lines < 1 {
-		return errors.New("-runs and -lines must be positive")
+	if o.runs < 1 || o.lines < 1 || o.files < 1 || o.scaleLines < 1 {
+		return errors.New("-runs, -lines, -files and -scale-lines must be positive")
+	}
+	if len(cases) == 0 {
+		o.skipCeil = true // only many-files cases: no one-file data, no ceiling
 	}
 	bin, err := filepath.Abs(o.bin)
 	if err != nil {
@@ -201,9 +236,15 @@ func run(ctx context.Context, o options) error {
 		s3Name = "versitygw (posix) " + tl.versitygw
 	}
 
+	// The one-file data; with only many-files cases just enough lines to
+	// check the format (they generate their own files).
 	data := filepath.Join(dir, "access.log")
+	genLines := o.lines
+	if len(cases) == 0 {
+		genLines = min(o.lines, 10_000)
+	}
 	t0 := time.Now()
-	size, err := generate(data, o.lines)
+	size, err := generate(data, genLines)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
@@ -212,13 +253,14 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Printf("nginx-shipper bench: %d lines, %.0f B average (%.0f B as JSON events), %.0f MiB (generated in %.1fs), %d CPUs, %s\n",
-		o.lines, float64(size)/float64(o.lines), avgEvent, float64(size)/(1<<20), time.Since(t0).Seconds(), runtime.NumCPU(), runtime.GOARCH)
+		o.lines, float64(size)/float64(genLines), avgEvent, float64(size)/float64(genLines)*float64(o.lines)/(1<<20), time.Since(t0).Seconds(), runtime.NumCPU(), runtime.GOARCH)
 	fmt.Printf("  broker: devkafka (kfake) process, topic %s with %d partitions; S3: %s; medians of %d runs\n\n",
 		benchTopic, o.partitions, s3Name, o.runs)
 
 	b := &bencher{o: o, tl: tl, dir: dir, data: data}
 	var ceiling []result
 	results := make(map[string][]result)
+	fresults := make(map[string][]filesResult)
 	for r := 1; r <= o.runs; r++ {
 		if !o.skipCeil {
 			res, err := b.ceiling(ctx, r)
@@ -236,6 +278,21 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("run %d %-12s %s\n", r, c.name, res.line())
 			results[c.name] = append(results[c.name], res)
 		}
+		for _, c := range fcases {
+			rs, err := b.filesRuns(ctx, c, r)
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", c.name, r, err)
+			}
+			if c.scale {
+				for _, res := range rs {
+					k := fmt.Sprintf("%s/%d", c.name, res.files)
+					fresults[k] = append(fresults[k], res)
+				}
+				continue
+			}
+			fmt.Printf("run %d %-12s %s\n", r, c.name, rs[0].line(c))
+			fresults[c.name] = append(fresults[c.name], rs[0])
+		}
 	}
 	if o.profileDir != "" {
 		for _, c := range cases {
@@ -250,7 +307,12 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("profile %-10s %s (go tool pprof -top %s %s)\n", c.name, path, o.bin, path)
 		}
 	}
-	printTable(o, cases, ceiling, results, float64(size)/float64(o.lines), avgEvent)
+	if len(cases) > 0 {
+		printTable(o, cases, ceiling, results, float64(size)/float64(o.lines), avgEvent)
+	}
+	if len(fcases) > 0 {
+		printFilesTable(o, fcases, fresults, median(results["kafka"], func(r result) float64 { return r.rate() }))
+	}
 	return nil
 }
 

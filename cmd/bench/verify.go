@@ -147,6 +147,26 @@ const (
 // verifyKafka consumes the whole topic and checks that each of the n lines
 // is in it exactly once.
 func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, mode int) error {
+	t := newTally(n)
+	err := consumeAll(ctx, brokers, topic, partitions, func(r *kgo.Record) {
+		switch mode {
+		case seqRaw:
+			t.add(rawSeq(r.Value))
+		case seqAvro:
+			t.add(avroSeq(r.Value))
+		default:
+			t.add(eventSeq(r.Value))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return t.check("kafka topic " + topic)
+}
+
+// consumeAll hands each record of the topic, up to its end offsets when
+// called, to fn.
+func consumeAll(ctx context.Context, brokers []string, topic string, partitions int, fn func(*kgo.Record)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
@@ -158,13 +178,13 @@ func verifyKafka(ctx context.Context, brokers []string, topic string, partitions
 	if err != nil {
 		return err
 	}
-	t := newTally(n)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for t.total < want {
+	var got int64
+	for got < want {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("consume %s: %d of %d records: %w", topic, t.total, want, err)
+			return fmt.Errorf("consume %s: %d of %d records: %w", topic, got, want, err)
 		}
 		var ferr error
 		fs.EachError(func(tp string, p int32, e error) { ferr = fmt.Errorf("consume %s[%d]: %w", tp, p, e) })
@@ -172,17 +192,11 @@ func verifyKafka(ctx context.Context, brokers []string, topic string, partitions
 			return ferr
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			switch mode {
-			case seqRaw:
-				t.add(rawSeq(r.Value))
-			case seqAvro:
-				t.add(avroSeq(r.Value))
-			default:
-				t.add(eventSeq(r.Value))
-			}
+			got++
+			fn(r)
 		})
 	}
-	return t.check("kafka topic " + topic)
+	return nil
 }
 
 // verifyS3 reads every object in the bucket and checks that each of the n

@@ -142,7 +142,7 @@ func (c *Config) inputSchemas() []kafka.InputSchema {
 	var out []kafka.InputSchema
 	for i, p := range ps {
 		if p != nil {
-			out = append(out, kafka.InputSchema{Input: i, Avro: p.Schema().Avro()})
+			out = append(out, kafka.InputSchema{Input: i, Avro: p.Schema().Avro(), Topic: c.Inputs[i].Topic})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -432,4 +433,26 @@ func TestRegistryTLSAndAuth(t *testing.T) {
 		err := e2.s.RegistryReady()
 		return err != nil && strings.Contains(err.Error(), "retrying") && strings.Contains(err.Error(), "HTTP 403") && strings.Contains(err.Error(), "not authorized")
 	})
+}
+
+// Each topic gets its subject: an input with its own topic ([[inputs]]
+// topic, issue 15) registers under <its topic>-value, the others under the
+// sink's topic.
+func TestSubjectPerInputTopic(t *testing.T) {
+	cfg := avroConfig([]string{"127.0.0.1:9092"}, "http://127.0.0.1:8081")
+	cfg.Defaults()
+	s := `{"type":"record","name":"access","namespace":"nginx_shipper","fields":[]}`
+	r, err := newRegistrar(&cfg.SchemaRegistry, "nginx-access", slog.New(slog.DiscardHandler), []InputSchema{
+		{Input: 0, Avro: s},
+		{Input: 1, Avro: s, Topic: "nginx-error"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.byIn[0].subject; got != "nginx-access-value" {
+		t.Errorf("input 0: subject %q", got)
+	}
+	if got := r.byIn[1].subject; got != "nginx-error-value" {
+		t.Errorf("input 1 (topic nginx-error): subject %q", got)
+	}
 }

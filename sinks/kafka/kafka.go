@@ -302,7 +302,11 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		if badSchema {
 			rs.role = roleSchema
 			rs.left.Store(1)
-			s.fillDeadLetter(rs, &rs.rec, StageSchema, schemaReason(ev), s.cfg.Topic)
+			meant := s.cfg.Topic
+			if st.b.Source != nil && st.b.Source.Topic != "" {
+				meant = st.b.Source.Topic // [[inputs]] topic
+			}
+			s.fillDeadLetter(rs, &rs.rec, StageSchema, schemaReason(ev), meant)
 			s.cl.Produce(context.Background(), &rs.rec, s.promise)
 			continue
 		}

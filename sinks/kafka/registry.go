@@ -185,6 +185,10 @@ func (r *RegistryConfig) client() (*sr.Client, error) {
 type InputSchema struct {
 	Input int    // sinks.Source.Input
 	Avro  string // the schema, JSON text
+	// Topic is the input's own topic ([[inputs]] topic); "" is the sink's.
+	// The subject is derived from it (subject_strategy topic and
+	// topic_record), so each topic gets its subject.
+	Topic string
 }
 
 // ErrSchemaRefused wraps the error of an input whose schema the registry
@@ -252,7 +256,11 @@ func newRegistrar(cfg *RegistryConfig, topic string, log logger, schemas []Input
 	}
 	r := &registrar{cfg: cfg, topic: topic, cl: cl, log: log, byIn: map[int]*subjectState{}, done: make(chan struct{})}
 	for _, is := range schemas {
-		subj, err := Subject(cfg.SubjectStrategy, topic, is.Avro)
+		t := topic
+		if is.Topic != "" {
+			t = is.Topic
+		}
+		subj, err := Subject(cfg.SubjectStrategy, t, is.Avro)
 		if err != nil {
 			return nil, fmt.Errorf("inputs[%d]: %w", is.Input, err)
 		}

@@ -49,8 +49,9 @@ type Config struct {
 	Enriched *bool `toml:"enriched"`
 	// Prefix is the key template of an object's folder: strftime conversions
 	// (%Y %m %d %H %M %S %j %y %F %T %s %%) of the event time in UTC, and the
-	// placeholders {hostname} and {input} (the index of the [[inputs]]
-	// entry). Events are split by the rendered prefix: an event lands in the
+	// placeholders {hostname}, {input} (the index of the [[inputs]] entry),
+	// {namespace} and {pod} (from a kubelet log path; "_" for other files).
+	// Events are split by the rendered prefix: an event lands in the
 	// partition of its own time. Default "nginx/dt=%Y-%m-%d/hour=%H/".
 	Prefix string `toml:"prefix"`
 	// BatchMaxBytes bounds an object's uncompressed size. Default 64 MiB.

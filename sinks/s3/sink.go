@@ -53,6 +53,7 @@ type Sink struct {
 	uploader *manager.Uploader
 	prefix   *keyTemplate
 	dlPrefix *keyTemplate // nil when dead_letter_prefix is ""
+	curPod   podOf        // the batch being taken by Send: its file's pod (s.mu)
 	host     string       // hostname for object names (no '/')
 	m        *metrics
 
@@ -114,6 +115,7 @@ type partKey struct {
 	input int
 	tmpl  *keyTemplate // the prefix template: the sink's, or the input's s3_prefix
 	t     int64
+	pod   podOf // with {namespace} or {pod} in the template
 }
 
 // pending is what Send took for one partition since the last commit: the
@@ -374,6 +376,10 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			tmpl = s.inputPrefix(b.Source.S3Prefix)
 		}
 	}
+	s.curPod = podOf{}
+	if s.prefix.pods || (s.dlPrefix != nil && s.dlPrefix.pods) {
+		s.curPod = podOfPath(file) // once a batch: one file's events
+	}
 	var added int64
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -434,6 +440,9 @@ func (s *Sink) inputPrefix(p string) *keyTemplate {
 // prefix template tmpl. Call with s.mu held.
 func (s *Sink) partition(k kind, tmpl *keyTemplate, input int, t time.Time) *pending {
 	key := partKey{kind: k, input: input, tmpl: tmpl, t: t.Truncate(tmpl.resolution).UnixNano()}
+	if tmpl.pods {
+		key.pod = s.curPod
+	}
 	if s.lastPend != nil && key == s.lastKey {
 		return s.lastPend
 	}
@@ -444,7 +453,7 @@ func (s *Sink) partition(k kind, tmpl *keyTemplate, input int, t time.Time) *pen
 			if len(s.prefixes) > 4096 {
 				clear(s.prefixes)
 			}
-			prefix = string(tmpl.render(nil, t, s.host, input))
+			prefix = string(tmpl.renderPod(nil, t, s.host, input, key.pod))
 			s.prefixes[key] = prefix
 		}
 		if n := len(s.free); n > 0 {

@@ -2,15 +2,20 @@ package s3
 
 import (
 	"fmt"
+
+	"github.com/nginx-shipper/nginx-shipper/agent/container"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // keyTemplate is a compiled prefix: literal text, strftime conversions of the
-// event time (UTC) and the {hostname} and {input} placeholders.
+// event time (UTC) and the {hostname}, {input}, {namespace} and {pod}
+// placeholders (the last two from a container log's path, see
+// agent/container: "_" for a file that is none).
 type keyTemplate struct {
 	segs []segment
+	pods bool // uses {namespace} or {pod}
 	// resolution is the finest time unit the output depends on: times equal
 	// when truncated to it render the same.
 	resolution time.Duration
@@ -83,8 +88,12 @@ func compileTemplate(s string) (*keyTemplate, error) {
 			case "input":
 				flush()
 				t.segs = append(t.segs, segment{verb: 'i'})
+			case "namespace", "pod":
+				flush()
+				t.segs = append(t.segs, segment{verb: name[0]})
+				t.pods = true
 			default:
-				return nil, fmt.Errorf("unknown placeholder {%s} in %q (supported: {hostname} {input})", name, s)
+				return nil, fmt.Errorf("unknown placeholder {%s} in %q (supported: {hostname} {input} {namespace} {pod})", name, s)
 			}
 			i += end
 		default:
@@ -97,11 +106,32 @@ func compileTemplate(s string) (*keyTemplate, error) {
 
 // render appends the template for event time tm, host and input to dst.
 func (t *keyTemplate) render(dst []byte, tm time.Time, host string, input int) []byte {
+	return t.renderPod(dst, tm, host, input, podOf{})
+}
+
+// podOf is the namespace and pod of a container log file.
+type podOf struct{ ns, pod string }
+
+// podOfPath reads them from a kubelet log path; "_" for each when the path
+// is none.
+func podOfPath(path string) podOf {
+	if m, ok := container.ParsePath(path); ok {
+		return podOf{m.Namespace, m.Pod}
+	}
+	return podOf{"_", "_"}
+}
+
+// renderPod is render with {namespace} and {pod}.
+func (t *keyTemplate) renderPod(dst []byte, tm time.Time, host string, input int, pod podOf) []byte {
 	tm = tm.UTC()
 	for _, sg := range t.segs {
 		switch sg.verb {
 		case 0:
 			dst = append(dst, sg.lit...)
+		case 'n':
+			dst = append(dst, pod.ns...)
+		case 'p':
+			dst = append(dst, pod.pod...)
 		case 'h':
 			dst = append(dst, host...)
 		case 'i':
