@@ -262,3 +262,10 @@ func (a *Agent) initContainerInputs(ins []InputConfig, opts Options) error {
 	}
 	return nil
 }
+
+// CompileStderrInputs compiles the stderr_format of every container input
+// (nil for the others), as New does: for the schema of what a container
+// input's stderr lines become (the S3 sink's Parquet columns).
+func CompileStderrInputs(ins []InputConfig, keyField string, readFile func(string) ([]byte, error)) ([]*parser.Parser, error) {
+	return compileStderrAll(ins, keyField, readFile)
+}

@@ -90,7 +90,7 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	for i, pr := range ps {
 		s := pr.Schema()
 		if cfg != nil && (*as == parser.DialectAthena || *as == parser.DialectHive) {
-			s = cfg.s3Schema(s) // the table over the objects: enriched fields too
+			s = cfg.s3Schema(i, s) // the table over the objects: container and enriched fields too
 		}
 		var out string
 		switch *as {
@@ -159,10 +159,35 @@ func (c *Config) s3Schemas() []s3.InputSchema {
 	var out []s3.InputSchema
 	for i, p := range ps {
 		if p != nil {
-			out = append(out, s3.InputSchema{Input: i, Schema: c.s3Schema(p.Schema())})
+			out = append(out, s3.InputSchema{Input: i, Schema: c.s3Schema(i, p.Schema())})
 		}
 	}
 	return out
+}
+
+// s3ContainerFields are what a container input adds to every event
+// (agent/container): container_time is a string, RFC 3339 with
+// nanoseconds, which a millisecond timestamp would not hold.
+var s3ContainerFields = []parser.Field{
+	{Name: "stream", Type: parser.TypeString, Doc: "container inputs: stdout or stderr"},
+	{Name: "container_time", Type: parser.TypeString, Doc: "container inputs: the runtime's time of the line, RFC 3339 UTC with nanoseconds"},
+	{Name: "kubernetes", Type: parser.TypeRecord, Doc: "container inputs: the pod, from the log file's path", Fields: []parser.Field{
+		{Name: "namespace", Type: parser.TypeString}, {Name: "pod", Type: parser.TypeString},
+		{Name: "pod_uid", Type: parser.TypeString}, {Name: "container", Type: parser.TypeString},
+		{Name: "restart_count", Type: parser.TypeLong}, {Name: "node", Type: parser.TypeString},
+	}},
+}
+
+// mergeFields appends to fs the fields of more whose name fs lacks (a
+// container input's stderr_format events share its objects).
+func mergeFields(fs, more []parser.Field) []parser.Field {
+	fs = slices.Clip(fs)
+	for _, f := range more {
+		if !slices.ContainsFunc(fs, func(g parser.Field) bool { return g.Name == f.Name }) {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }
 
 // s3Enriched reports whether the S3 objects hold enriched events.
@@ -170,13 +195,20 @@ func (c *Config) s3Enriched() bool {
 	return c.Enrich != nil && c.S3Enabled() && (c.Sinks.S3.Enriched == nil || *c.Sinks.S3.Enriched)
 }
 
-// s3Schema is the schema of an input's events as the S3 objects hold them:
-// with [enrich] (and sinks.s3.enriched), the fields agent/enrich appends.
-func (c *Config) s3Schema(s parser.Schema) parser.Schema {
-	if !c.s3Enriched() {
-		return s
+// s3Schema is the schema of input i's events (s, its format's) as the S3
+// objects hold them: for a container input, the fields of its
+// stderr_format's events too and the container fields; with [enrich] (and
+// sinks.s3.enriched), the fields agent/enrich appends.
+func (c *Config) s3Schema(i int, s parser.Schema) parser.Schema {
+	if i < len(c.Inputs) && c.Inputs[i].Container != "" {
+		if ps, _ := agent.CompileStderrInputs(c.Inputs[i:i+1], c.KeyField(), os.ReadFile); len(ps) == 1 && ps[0] != nil {
+			s.Fields = mergeFields(s.Fields, ps[0].Schema().Fields)
+		}
+		s.Fields = mergeFields(s.Fields, s3ContainerFields)
 	}
-	s.Fields = append(slices.Clip(s.Fields), enrichedFields...)
+	if c.s3Enriched() {
+		s.Fields = mergeFields(s.Fields, enrichedFields)
+	}
 	return s
 }
 

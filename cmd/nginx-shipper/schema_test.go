@@ -250,3 +250,45 @@ format = "parquet"
 		t.Errorf("enriched = false, yet the DDL has client_ip:\n%s", out)
 	}
 }
+
+// TestSchemaContainerS3: a container input's objects hold its stdout
+// events, its stderr_format events and the container fields: the S3
+// schema (Parquet columns, DDL) has them all, each name once.
+func TestSchemaContainerS3(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	writeConfig(t, cfg, `
+[agent]
+data_dir = "`+dir+`"
+[[inputs]]
+paths = ["/var/log/pods/*/*/*.log"]
+format = "combined"
+container = "cri"
+stderr_format = "error"
+[sinks.s3]
+bucket = "lake"
+format = "parquet"
+`)
+	c, err := LoadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := c.s3Schemas()
+	if len(ss) != 1 {
+		t.Fatalf("%d schemas", len(ss))
+	}
+	seen := map[string]int{}
+	for _, f := range ss[0].Schema.Fields {
+		seen[f.Name]++
+	}
+	for _, name := range []string{"remote_addr", "status", "request_headers", "level", "message", "stream", "container_time", "kubernetes", "log_offset"} {
+		if seen[name] != 1 {
+			t.Errorf("field %s %d times in %v", name, seen[name], seen)
+		}
+	}
+	out, errs, code := runSchema(t, "-c", cfg, "--as", "athena")
+	if code != 0 || !strings.Contains(out, "`kubernetes` struct<namespace:string,pod:string,pod_uid:string,container:string,restart_count:bigint,node:string>") ||
+		!strings.Contains(out, "`level` string") {
+		t.Errorf("exit %d %s\n%s", code, errs, out)
+	}
+}
