@@ -57,7 +57,7 @@ func TestConfigRoutingErrors(t *testing.T) {
 		{"topic without kafka", func(s string) string {
 			return input(`topic = "x"`)(strings.Replace(s, "[sinks.kafka]", "[sinks.kafka]\nenabled = false", 1))
 		}, "inputs[0].topic: is set but [sinks.kafka] is not enabled"},
-		{"bad s3_prefix", input(`s3_prefix = "e/{pod}/"`), "inputs[0].s3_prefix: unknown placeholder {pod}"},
+		{"bad s3_prefix", input(`s3_prefix = "e/{nope}/"`), "inputs[0].s3_prefix: unknown placeholder {nope}"},
 		{"s3_prefix absolute", input(`s3_prefix = "/e/"`), "inputs[0].s3_prefix: must not start with /"},
 		{"s3_prefix without s3", func(s string) string {
 			return input(`s3_prefix = "e/"`)(strings.Replace(s, "[sinks.s3]\nbucket = \"logs\"\n", "", 1))
