@@ -225,7 +225,7 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, api API) (
 		go s.uploadLoop()
 	}
 	go func() { s.upWG.Wait(); close(s.upDone) }()
-	go s.probe()
+	go s.probe(probeInterval) // read here: a test's change must not race older sinks' probes
 	return s, nil
 }
 
@@ -294,8 +294,8 @@ var probeInterval = 5 * time.Second // a var for tests
 // for that long, until the sink closes: with batches closed only every
 // batch_max_age, S3 going away would otherwise show only at the next
 // upload.
-func (s *Sink) probe() {
-	t := time.NewTicker(probeInterval)
+func (s *Sink) probe(every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -303,7 +303,7 @@ func (s *Sink) probe() {
 			return
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, s.lastUpload.Load())) < probeInterval {
+		if time.Since(time.Unix(0, s.lastUpload.Load())) < every {
 			s.probeErr.Store(nil) // uploads tell
 			continue
 		}
