@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
@@ -214,17 +215,4 @@ func (c *Config) s3Schema(i int, s parser.Schema) parser.Schema {
 
 // enrichedFields are the members agent/enrich adds to an event (its
 // doc.go); each is left out when it cannot be known.
-var enrichedFields = []parser.Field{
-	{Name: "client_ip", Type: parser.TypeString, Doc: "[enrich]: the client's address past trusted proxies"},
-	{Name: "geo", Type: parser.TypeRecord, Doc: "[enrich]: GeoIP of client_ip", Fields: []parser.Field{
-		{Name: "country_code", Type: parser.TypeString}, {Name: "country", Type: parser.TypeString},
-		{Name: "region", Type: parser.TypeString}, {Name: "city", Type: parser.TypeString},
-		{Name: "latitude", Type: parser.TypeDouble}, {Name: "longitude", Type: parser.TypeDouble},
-		{Name: "asn", Type: parser.TypeLong}, {Name: "as_org", Type: parser.TypeString},
-	}},
-	{Name: "ua", Type: parser.TypeRecord, Doc: "[enrich]: the parsed user agent", Fields: []parser.Field{
-		{Name: "browser", Type: parser.TypeString}, {Name: "browser_version", Type: parser.TypeString},
-		{Name: "os", Type: parser.TypeString}, {Name: "os_version", Type: parser.TypeString},
-		{Name: "device", Type: parser.TypeString}, {Name: "bot", Type: parser.TypeBoolean},
-	}},
-}
+var enrichedFields = enrich.Fields
