@@ -100,8 +100,9 @@ type State struct {
 	geo, uaf   frag
 }
 
-// find looks up line's enrichment into st.
-func (e *Enricher) find(b *Binding, st *State, line []byte, r *parser.Result) {
+// Find looks up line's enrichment into st, for AppendAvroFound (Append
+// and AppendAvro do it themselves).
+func (e *Enricher) Find(b *Binding, st *State, line []byte, r *parser.Result) {
 	st.ipOK, st.uaOK = false, false
 	var ok bool
 	if b.remote >= 0 {
@@ -134,7 +135,7 @@ func (e *Enricher) find(b *Binding, st *State, line []byte, r *parser.Result) {
 // appends nothing when nothing is known. It does not allocate on the
 // cached path (a user agent and geo record seen before).
 func (e *Enricher) Append(dst []byte, b *Binding, st *State, line []byte, r *parser.Result) []byte {
-	e.find(b, st, line, r)
+	e.Find(b, st, line, r)
 	if st.ipOK {
 		dst = append(dst, `,"client_ip":"`...)
 		dst = st.ip.AppendTo(dst)
@@ -153,7 +154,7 @@ func (e *Enricher) Append(dst []byte, b *Binding, st *State, line []byte, r *par
 // the two make the enriched record. It does not allocate on the cached
 // path.
 func (e *Enricher) AppendAvro(dst []byte, b *Binding, st *State, line []byte, r *parser.Result) []byte {
-	e.find(b, st, line, r)
+	e.Find(b, st, line, r)
 	return AppendAvroFound(dst, st)
 }
 
