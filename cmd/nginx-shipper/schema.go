@@ -99,6 +99,14 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 			var ind bytes.Buffer
 			_ = json.Indent(&ind, []byte(s.Avro()), "", "  ")
 			out = ind.String() + "\n"
+			if cfg != nil && cfg.Enrich != nil {
+				// [enrich]: the enriched events' schema next (the original's
+				// fields, then client_ip, geo and ua): topic's without
+				// enriched_topic, else enriched_topic's.
+				ind.Reset()
+				_ = json.Indent(&ind, []byte(enrich.Schema(s).Avro()), "", "  ")
+				out += ind.String() + "\n"
+			}
 		case "json-schema":
 			out = s.JSONSchema()
 		default:
@@ -142,9 +150,20 @@ func (c *Config) inputSchemas() []kafka.InputSchema {
 	ps, _ := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
 	var out []kafka.InputSchema
 	for i, p := range ps {
-		if p != nil {
-			out = append(out, kafka.InputSchema{Input: i, Avro: p.Schema().Avro(), Topic: c.Inputs[i].Topic})
+		if p == nil {
+			continue
 		}
+		is := kafka.InputSchema{Input: i, Avro: p.Schema().Avro(), Topic: c.Inputs[i].Topic}
+		if c.Enrich != nil {
+			// [enrich]: enriched_topic's subject gets the enriched schema;
+			// without enriched_topic, topic carries the enriched events.
+			if c.Sinks.Kafka.EnrichedTopic != "" {
+				is.EnrichedAvro = enrich.Schema(p.Schema()).Avro()
+			} else {
+				is.Avro = enrich.Schema(p.Schema()).Avro()
+			}
+		}
+		out = append(out, is)
 	}
 	return out
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/avro"
 )
 
 // enrichedAvroBatch builds a batch as the agent does with [enrich] and
