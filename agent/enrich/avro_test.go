@@ -123,3 +123,33 @@ func TestAvroMatchesJSON(t *testing.T) {
 		t.Errorf("cached path: %v allocations per line, want 0", allocs)
 	}
 }
+
+// BenchmarkAvroOnly: the agent's AvroOnly path (ParseAvro) alone and with
+// the enrichment's Avro (Find + AppendAvroFound), every lookup cached.
+func BenchmarkAvroOnly(b *testing.B) {
+	dir := b.TempDir()
+	e := mustNew(b, Config{ClientIPHeader: "x_forwarded_for", TrustedProxies: []string{"10.0.0.0/8"},
+		GeoIPDatabase: enrichtest.CityDB(b, dir), ASNDatabase: enrichtest.ASNDB(b, dir)})
+	p, _ := parser.Compile(testFormat, parser.Options{})
+	bd, _ := e.Bind(p)
+	line := []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET / HTTP/1.1" 200 5 "-" "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0" "81.2.69.142, 10.1.1.1"`)
+	var r parser.Result
+	var st State
+	buf := make([]byte, 0, 4096)
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, _ = p.ParseAvro(buf[:0], line, parser.Meta{}, &r)
+				if on {
+					e.Find(bd, &st, line, &r)
+					buf = AppendAvroFound(buf, &st)
+				}
+			}
+		})
+	}
+}
