@@ -218,7 +218,8 @@ func TestVersionCommand(t *testing.T) {
 
 // TestUnknownKeyLine: an unknown key that shares its last name with a valid
 // key of another table is reported at its own line, under its own table
-// (issue 19: `format` under [sinks.s3] was reported at the input's format).
+// (issue 19: `format` under [sinks.s3] was reported at the input's format;
+// format is an S3 key now, so the input's paths stands in).
 func TestUnknownKeyLine(t *testing.T) {
 	cfg := `[agent]
 data_dir = "/var/lib/nginx-shipper"
@@ -229,7 +230,7 @@ format = "combined"
 
 [sinks.s3]
 bucket = "logs"
-format = "parquet"
+paths = ["/x"]
 tls = { enabled = true, nope = 1 }
 "quoted" = 1
 
@@ -243,7 +244,7 @@ format = "inside a string"
 		t.Fatal("config with unknown keys accepted")
 	}
 	for _, want := range []string{
-		"t.toml:10: unknown key sinks.s3.format",
+		"t.toml:10: unknown key sinks.s3.paths", // the input's paths is on line 5
 		"t.toml:11: unknown key sinks.s3.tls",
 		"t.toml:12: unknown key sinks.s3.quoted",
 		"t.toml:14: unknown key sinks.s3.extra",
