@@ -501,6 +501,10 @@ func (h *harvester) add(line []byte, start int64) {
 		// Avro only; Value stays empty.
 		sp.val1 = sp.val0
 		err, avroErr = h.parseAvro(fl, &sp, line)
+		if err == nil && avroErr == nil && h.in.enrich != nil {
+			h.a.enrich.Find(h.in.enrich, &h.est, line, &h.res) // no JSON: look up only
+			h.enrichAvro(fl, &sp)
+		}
 	} else {
 		fl.arena, err = h.in.parser.Parse(fl.arena, line, h.meta, &h.res)
 		sp.val1 = len(fl.arena)
@@ -513,6 +517,9 @@ func (h *harvester) add(line []byte, start int64) {
 		// the same event in the Confluent wire format, from the same match.
 		if err == nil && h.a.avro {
 			avroErr = h.appendAvro(fl, &sp, line)
+			if avroErr == nil && h.in.enrich != nil {
+				h.enrichAvro(fl, &sp)
+			}
 		}
 	}
 	// The raw line is kept only where a sink needs it: the dead-letter
@@ -601,6 +608,23 @@ func (h *harvester) enrich(fl *flight, sp *span, line []byte) {
 	sp.enr1 = len(fl.arena)
 }
 
+// enrichAvro adds the Avro of [enrich]'s fields, which the enricher
+// looked up for this line into h.est, to the line's Avro just written at
+// the end of the arena: in place (the enriched record) when no sink needs
+// the original (Options.EnrichedOnly), else after a copy of it
+// (Event.EnrichedAvro).
+func (h *harvester) enrichAvro(fl *flight, sp *span) {
+	if h.a.enrichedOnly {
+		fl.arena = enrich.AppendAvroFound(fl.arena, &h.est)
+		sp.avro1 = len(fl.arena)
+		return
+	}
+	sp.eav0 = len(fl.arena)
+	fl.arena = append(fl.arena, fl.arena[sp.avro0:sp.avro1]...)
+	fl.arena = enrich.AppendAvroFound(fl.arena, &h.est)
+	sp.eav1 = len(fl.arena)
+}
+
 // addLong adds the head of a too-long line as a dead-letter event.
 func (h *harvester) addLong(head []byte, start int64) {
 	fl := h.batch()
@@ -644,6 +668,9 @@ func (h *harvester) flush(ctx context.Context) bool {
 		}
 		if sp.avro1 > sp.avro0 {
 			ev.Avro = fl.arena[sp.avro0:sp.avro1:sp.avro1]
+		}
+		if sp.eav1 > sp.eav0 {
+			ev.EnrichedAvro = fl.arena[sp.eav0:sp.eav1:sp.eav1]
 		}
 	}
 	return h.a.send(ctx, h.s, fl)

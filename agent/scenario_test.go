@@ -90,10 +90,13 @@ func (s *recSink) Send(ctx context.Context, b *sinks.Batch) error {
 			c.Value = nil
 			s.invalid = append(s.invalid, c)
 		} else {
-			if !json.Valid(ev.Value) {
+			v := ev.Value
+			if len(v) == 0 && ev.Avro != nil {
+				v = ev.Avro // Options.AvroOnly: the Avro holds the request's /seq/N as is
+			} else if !json.Valid(v) {
 				panic(fmt.Sprintf("invalid JSON from parser: %s", ev.Value))
 			}
-			seq := seqOf(ev.Value)
+			seq := seqOf(v)
 			if s.onEvent != nil {
 				s.onEvent(ev)
 			}

@@ -14,7 +14,7 @@ import (
 
 // span locates an event's bytes in its flight's arena while the batch is
 // being built (the arena may move as it grows).
-type span struct{ raw0, raw1, val0, val1, key0, key1, avro0, avro1, enr0, enr1 int }
+type span struct{ raw0, raw1, val0, val1, key0, key1, avro0, avro1, enr0, enr1, eav0, eav1 int }
 
 // flight is a batch on its way: the sinks' Batch plus the arena its events'
 // bytes live in and its place in its stream.

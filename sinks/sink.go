@@ -97,6 +97,12 @@ type Event struct {
 	// does not fit its Avro schema (a *parser.SchemaError): the event
 	// belongs on the dead-letter path (stage "schema"); Raw is set.
 	AvroErr error
+	// EnrichedAvro is Avro's enriched twin ([enrich] beside a sink that
+	// needs the original, as Enriched is Value's): the same five reserved
+	// bytes, the original's Avro, then the enrichment fields' (the
+	// enriched schema appends them). Without such a sink, Avro itself is
+	// the enriched record and EnrichedAvro is nil.
+	EnrichedAvro []byte
 
 	batch *Batch
 }

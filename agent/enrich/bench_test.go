@@ -154,9 +154,10 @@ func BenchmarkUACacheMemory(b *testing.B) {
 		uas[i] = []byte(rows[i%len(rows)].ua + " " + strconv.Itoa(i))
 	}
 	p := newUAParser()
-	frags := make([]string, n)
+	frags := make([]frag, n)
 	for i := range frags {
-		frags[i] = string(appendUA(nil, p.Parse(uas[i])))
+		u := p.Parse(uas[i])
+		frags[i] = frag{json: string(appendUA(nil, u)), avro: string(appendUAAvro(nil, u))}
 	}
 	var perEntry float64
 	for b.Loop() {
@@ -176,7 +177,7 @@ func BenchmarkUACacheMemory(b *testing.B) {
 		// holds them.
 		fragBytes := 0
 		for _, f := range frags {
-			fragBytes += len(f)
+			fragBytes += len(f.json) + len(f.avro)
 		}
 		perEntry = (float64(m1.HeapAlloc) - float64(m0.HeapAlloc) + float64(fragBytes)) / n
 		runtime.KeepAlive(c)

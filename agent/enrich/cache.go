@@ -32,8 +32,13 @@ type cacheShard[K comparable] struct {
 // to the current one reuses the key (for strings: no copy).
 type entry[K comparable] struct {
 	k K
-	v string
+	v frag
 }
+
+// frag is one cached rendering of the enrichment of a key: its JSON
+// members (with their leading comma; "" when nothing is known) and its
+// Avro encoding (the union branches, "" when never asked for).
+type frag struct{ json, avro string }
 
 func newFragCache[K comparable](capacity int) *fragCache[K] {
 	per := capacity / (2 * cacheShards)
@@ -62,7 +67,7 @@ func (c *fragCache[K]) found(ok bool) {
 // promote moves a previous-generation entry to the current one; s.mu held.
 func (c *fragCache[K]) promote(s *cacheShard[K], e entry[K]) { c.putLocked(s, e) }
 
-func (c *fragCache[K]) put(s *cacheShard[K], k K, v string) {
+func (c *fragCache[K]) put(s *cacheShard[K], k K, v frag) {
 	s.mu.Lock()
 	c.putLocked(s, entry[K]{k, v})
 	s.mu.Unlock()
@@ -103,7 +108,7 @@ func (c geoCache) hash(k geoKey) uint64 {
 	return (uint64(k.city)*0x9E3779B97F4A7C15 ^ uint64(k.asn)*0xBF58476D1CE4E5B9) >> 32
 }
 
-func (c geoCache) get(k geoKey) (string, bool) {
+func (c geoCache) get(k geoKey) (frag, bool) {
 	s := c.shard(c.hash(k))
 	s.mu.Lock()
 	e, ok := s.cur[k]
@@ -117,7 +122,7 @@ func (c geoCache) get(k geoKey) (string, bool) {
 	return e.v, ok
 }
 
-func (c geoCache) set(k geoKey, v string) { c.put(c.shard(c.hash(k)), k, v) }
+func (c geoCache) set(k geoKey, v frag) { c.put(c.shard(c.hash(k)), k, v) }
 
 // addrCache maps a client address to its rendered geo fragment ("" when no
 // database knows it), in front of the tree walks: clients repeat.
@@ -132,7 +137,7 @@ func (c addrCache) hash(a netip.Addr) uint64 {
 	return (hi*0x9E3779B97F4A7C15 ^ lo*0xBF58476D1CE4E5B9) >> 32
 }
 
-func (c addrCache) get(a netip.Addr) (string, bool) {
+func (c addrCache) get(a netip.Addr) (frag, bool) {
 	s := c.shard(c.hash(a))
 	s.mu.Lock()
 	e, ok := s.cur[a]
@@ -146,7 +151,7 @@ func (c addrCache) get(a netip.Addr) (string, bool) {
 	return e.v, ok
 }
 
-func (c addrCache) set(a netip.Addr, v string) { c.put(c.shard(c.hash(a)), a, v) }
+func (c addrCache) set(a netip.Addr, v frag) { c.put(c.shard(c.hash(a)), a, v) }
 
 // uaCache is keyed by the user-agent string (cut to maxUALen). A lookup
 // with a []byte key converts in the map index expression, which the
@@ -155,7 +160,7 @@ type uaCache struct{ *fragCache[string] }
 
 func newUACache(capacity int) uaCache { return uaCache{newFragCache[string](capacity)} }
 
-func (c uaCache) get(k []byte) (string, bool) {
+func (c uaCache) get(k []byte) (frag, bool) {
 	s := c.shard(maphash.Bytes(c.seed, k))
 	s.mu.Lock()
 	e, ok := s.cur[string(k)]
@@ -169,6 +174,6 @@ func (c uaCache) get(k []byte) (string, bool) {
 	return e.v, ok
 }
 
-func (c uaCache) set(k []byte, v string) {
+func (c uaCache) set(k []byte, v frag) {
 	c.put(c.shard(maphash.Bytes(c.seed, k)), string(k), v)
 }

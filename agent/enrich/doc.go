@@ -86,6 +86,21 @@
 //     and it marks none of curl, python-requests or Go-http-client as
 //     bots).
 //
+// # Avro
+//
+// With the Kafka sink in Avro, the enriched record is the original event's
+// Avro followed by AppendAvro's bytes: the enriched schema (Schema) is the
+// original's with Fields appended after its last field (invalid_utf8), each
+// a union ["null", T] with default null, so it is a BACKWARD-compatible
+// extension and a reader of the original schema reads enriched records.
+// client_ip is ["null","string"]; geo and ua are ["null", record] whose
+// members are each nullable (unknown: null, as the JSON leaves them out;
+// latitude and longitude together or neither, as in JSON). The caches hold
+// each key's JSON and Avro side by side (frag), rendered once on a miss,
+// so the Avro costs no lookup or allocation more on the cached path;
+// AppendAvroFound renders what the last Append (or Find) found, without
+// looking up again.
+//
 // # The caches
 //
 // Both caches map a key to an immutable, already rendered JSON fragment,

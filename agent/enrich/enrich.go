@@ -90,17 +90,20 @@ func (c *Config) bind(p *parser.Parser) *Binding {
 	return b
 }
 
-// State is one harvester's scratch space; not safe for concurrent use.
+// State is one harvester's scratch space; not safe for concurrent use. It
+// also holds what the last Append or AppendAvro found, for AppendAvroFound.
 type State struct {
 	remote, header, ua []byte
+
+	ipOK, uaOK bool
+	ip         netip.Addr
+	geo, uaf   frag
 }
 
-// Append appends the enrichment members of line (parsed by b's parser
-// into r without error) to dst, each with a leading comma, to be placed
-// inside the event's object after its last member: see AppendEvent. It
-// appends nothing when nothing is known. It does not allocate on the
-// cached path (a user agent and geo record seen before).
-func (e *Enricher) Append(dst []byte, b *Binding, st *State, line []byte, r *parser.Result) []byte {
+// Find looks up line's enrichment into st, for AppendAvroFound (Append
+// and AppendAvro do it themselves).
+func (e *Enricher) Find(b *Binding, st *State, line []byte, r *parser.Result) {
+	st.ipOK, st.uaOK = false, false
 	var ok bool
 	if b.remote >= 0 {
 		st.remote, ok = b.p.AppendValue(st.remote[:0], line, r, b.remote)
@@ -113,20 +116,75 @@ func (e *Enricher) Append(dst []byte, b *Binding, st *State, line []byte, r *par
 				}
 			}
 			if a, ok := ClientIP(st.remote, hdr, &e.trusted); ok {
-				dst = append(dst, `,"client_ip":"`...)
-				dst = a.AppendTo(dst)
-				dst = append(dst, '"')
-				dst = e.gen.Load().appendGeo(dst, a)
+				st.ip, st.ipOK = a, true
+				st.geo = e.gen.Load().geoFrag(a)
 			}
 		}
 	}
 	if b.ua >= 0 {
 		st.ua, ok = b.p.AppendValue(st.ua[:0], line, r, b.ua)
 		if ok && len(st.ua) > 0 {
-			dst = e.appendUA(dst, st.ua)
+			st.uaf, st.uaOK = e.uaFrag(st.ua), true
 		}
 	}
+}
+
+// Append appends the enrichment members of line (parsed by b's parser
+// into r without error) to dst, each with a leading comma, to be placed
+// inside the event's object after its last member: see AppendEvent. It
+// appends nothing when nothing is known. It does not allocate on the
+// cached path (a user agent and geo record seen before).
+func (e *Enricher) Append(dst []byte, b *Binding, st *State, line []byte, r *parser.Result) []byte {
+	e.Find(b, st, line, r)
+	if st.ipOK {
+		dst = append(dst, `,"client_ip":"`...)
+		dst = st.ip.AppendTo(dst)
+		dst = append(dst, '"')
+		dst = append(dst, st.geo.json...)
+	}
+	if st.uaOK {
+		dst = append(dst, st.uaf.json...)
+	}
 	return dst
+}
+
+// AppendAvro appends the Avro binary of line's enrichment fields
+// (client_ip, geo, ua: the fields the enriched schema appends to the
+// original's, see doc.go) to dst, which holds the original event's Avro:
+// the two make the enriched record. It does not allocate on the cached
+// path.
+func (e *Enricher) AppendAvro(dst []byte, b *Binding, st *State, line []byte, r *parser.Result) []byte {
+	e.Find(b, st, line, r)
+	return AppendAvroFound(dst, st)
+}
+
+// AppendAvroFound is AppendAvro of the line the last Append (or
+// AppendAvro) with st looked up, without looking up again.
+func AppendAvroFound(dst []byte, st *State) []byte {
+	if !st.ipOK {
+		dst = append(dst, 0, 0) // client_ip, geo
+	} else {
+		dst = append(dst, 2, 0)
+		n := len(dst)
+		dst = st.ip.AppendTo(dst)
+		if l := len(dst) - n; l < 64 {
+			dst[n-1] = byte(l << 1)
+		} else { // a long zone: the length takes more than one byte
+			var tmp [128]byte
+			ip := append(tmp[:0], dst[n:]...)
+			dst = appendAvroLong(dst[:n-1], int64(len(ip)))
+			dst = append(dst, ip...)
+		}
+		if st.geo.avro == "" {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, st.geo.avro...)
+		}
+	}
+	if !st.uaOK {
+		return append(dst, 0)
+	}
+	return append(dst, st.uaf.avro...)
 }
 
 // AppendEvent appends to dst the enriched copy of event (a JSON object as
@@ -141,17 +199,21 @@ func (e *Enricher) AppendEvent(dst, event []byte, b *Binding, st *State, line []
 	return append(dst, '}')
 }
 
-func (e *Enricher) appendUA(dst, ua []byte) []byte {
+// uaFrag returns the fragments of user agent ua, from the cache or parsed.
+func (e *Enricher) uaFrag(ua []byte) frag {
 	if len(ua) > maxUALen {
 		ua = ua[:maxUALen]
 	}
-	if frag, ok := e.uaCache.get(ua); ok {
-		return append(dst, frag...)
+	if f, ok := e.uaCache.get(ua); ok {
+		return f
 	}
-	frag := string(appendUA(nil, e.ua.Parse(ua)))
-	e.uaCache.set(ua, frag)
-	return append(dst, frag...)
+	u := e.ua.Parse(ua)
+	f := frag{json: string(appendUA(nil, u)), avro: string(appendUAAvro(nil, u))}
+	e.uaCache.set(ua, f)
+	return f
 }
+
+func (e *Enricher) appendUA(dst, ua []byte) []byte { return append(dst, e.uaFrag(ua).json...) }
 
 // Lookup returns what is known of an address and a user agent, for tests
 // and tools: the JSON members Append would write.

@@ -106,24 +106,34 @@ type generation struct {
 	addrs        addrCache // by address, in front of the tree walks
 }
 
+// geoFrag returns the "geo" fragments for address a: the JSON member
+// (with its leading comma; "" when no database knows a) and the Avro union
+// (null when unknown).
+func (g *generation) geoFrag(a netip.Addr) frag {
+	a = a.Unmap()
+	if !public(a) || g.geo == nil && g.asn == nil {
+		return noGeo
+	}
+	if f, ok := g.addrs.get(a); ok {
+		return f
+	}
+	f := g.lookup(a)
+	g.addrs.set(a, f)
+	return f
+}
+
+// noGeo is the fragment of an address no database knows.
+var noGeo = frag{avro: avroNull}
+
 // appendGeo appends the "geo" member for address a (with its leading
 // comma), or nothing when no database knows it.
 func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
-	a = a.Unmap()
-	if !public(a) || g.geo == nil && g.asn == nil {
-		return dst
-	}
-	if frag, ok := g.addrs.get(a); ok {
-		return append(dst, frag...)
-	}
-	frag := g.lookup(a)
-	g.addrs.set(a, frag)
-	return append(dst, frag...)
+	return append(dst, g.geoFrag(a).json...)
 }
 
 // lookup walks the databases' trees for a and returns its fragment from
-// the record cache, rendering it on a miss; "" when no database knows a.
-func (g *generation) lookup(a netip.Addr) string {
+// the record cache, rendering it on a miss; noGeo when no database knows a.
+func (g *generation) lookup(a netip.Addr) frag {
 	k := geoKey{notFound, notFound}
 	var rg, ra maxminddb.Result
 	if g.geo != nil {
@@ -137,9 +147,9 @@ func (g *generation) lookup(a netip.Addr) string {
 		}
 	}
 	if k.city == notFound && k.asn == notFound {
-		return ""
+		return noGeo
 	}
-	frag, ok := g.cache.get(k)
+	f, ok := g.cache.get(k)
 	if !ok {
 		var gf geoFields
 		if k.city != notFound {
@@ -148,10 +158,10 @@ func (g *generation) lookup(a netip.Addr) string {
 		if k.asn != notFound {
 			gf.from(ra)
 		}
-		frag = string(gf.append(nil))
-		g.cache.set(k, frag)
+		f = frag{json: string(gf.append(nil)), avro: string(gf.appendAvro(nil))}
+		g.cache.set(k, f)
 	}
-	return frag
+	return f
 }
 
 // geoFields are the members of "geo"; set* say which are known.
@@ -342,4 +352,31 @@ func (f *geoFields) append(dst []byte) []byte {
 		return dst[:n0]
 	}
 	return append(dst, '}')
+}
+
+// appendAvro renders the Avro of the "geo" field: the union's null when no
+// member is known (as append leaves it out), else the record, each member
+// a nullable union, latitude and longitude only together (as in JSON).
+func (f *geoFields) appendAvro(dst []byte) []byte {
+	both := f.setLat && f.setLon
+	if f.countryCode == "" && f.country == "" && f.region == "" && f.city == "" && !both && !f.setASN && f.asOrg == "" {
+		return append(dst, 0)
+	}
+	dst = append(dst, 2)
+	dst = appendAvroOptString(dst, f.countryCode)
+	dst = appendAvroOptString(dst, f.country)
+	dst = appendAvroOptString(dst, f.region)
+	dst = appendAvroOptString(dst, f.city)
+	if both {
+		dst = appendAvroDouble(append(dst, 2), f.lat)
+		dst = appendAvroDouble(append(dst, 2), f.lon)
+	} else {
+		dst = append(dst, 0, 0)
+	}
+	if f.setASN {
+		dst = appendAvroLong(append(dst, 2), int64(f.asn))
+	} else {
+		dst = append(dst, 0)
+	}
+	return appendAvroOptString(dst, f.asOrg)
 }

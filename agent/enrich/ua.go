@@ -75,6 +75,21 @@ func appendUA(dst []byte, u UA) []byte {
 	return dst
 }
 
+// appendUAAvro renders the Avro of the "ua" field (always the record:
+// bot is always known).
+func appendUAAvro(dst []byte, u UA) []byte {
+	dst = append(dst, 2)
+	dst = appendAvroOptString(dst, u.Browser)
+	dst = appendAvroOptString(dst, u.BrowserVersion)
+	dst = appendAvroOptString(dst, u.OS)
+	dst = appendAvroOptString(dst, u.OSVersion)
+	dst = appendAvroOptString(dst, u.Device)
+	if u.Bot {
+		return append(dst, 2, 1)
+	}
+	return append(dst, 2, 0)
+}
+
 // windowsVersions maps the NT version to the marketing name; NT 10.0 is
 // Windows 10 or 11 and so is not listed.
 var windowsVersions = map[string]string{

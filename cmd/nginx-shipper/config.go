@@ -130,11 +130,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Enrich != nil {
 		errs = append(errs, c.Enrich.Validate())
-		if c.kafkaAvro() {
-			// The enriched stream's Avro schema (the original's plus the
-			// nullable enrichment fields) is not built yet.
-			errs = append(errs, errors.New(`sinks.kafka.value_format: "avro" with [enrich] is not supported yet (the enriched events have no Avro schema); use "json", or turn [enrich] off`))
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

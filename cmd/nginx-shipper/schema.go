@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/nginx-shipper/nginx-shipper/agent"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 	"github.com/nginx-shipper/nginx-shipper/sinks/kafka"
 	"github.com/nginx-shipper/nginx-shipper/sinks/s3"
@@ -98,6 +99,14 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 			var ind bytes.Buffer
 			_ = json.Indent(&ind, []byte(s.Avro()), "", "  ")
 			out = ind.String() + "\n"
+			if cfg != nil && cfg.Enrich != nil {
+				// [enrich]: the enriched events' schema next (the original's
+				// fields, then client_ip, geo and ua): topic's without
+				// enriched_topic, else enriched_topic's.
+				ind.Reset()
+				_ = json.Indent(&ind, []byte(enrich.Schema(s).Avro()), "", "  ")
+				out += ind.String() + "\n"
+			}
 		case "json-schema":
 			out = s.JSONSchema()
 		default:
@@ -141,9 +150,20 @@ func (c *Config) inputSchemas() []kafka.InputSchema {
 	ps, _ := agent.CompileInputs(c.Inputs, c.KeyField(), os.ReadFile)
 	var out []kafka.InputSchema
 	for i, p := range ps {
-		if p != nil {
-			out = append(out, kafka.InputSchema{Input: i, Avro: p.Schema().Avro(), Topic: c.Inputs[i].Topic})
+		if p == nil {
+			continue
 		}
+		is := kafka.InputSchema{Input: i, Avro: p.Schema().Avro(), Topic: c.Inputs[i].Topic}
+		if c.Enrich != nil {
+			// [enrich]: enriched_topic's subject gets the enriched schema;
+			// without enriched_topic, topic carries the enriched events.
+			if c.Sinks.Kafka.EnrichedTopic != "" {
+				is.EnrichedAvro = enrich.Schema(p.Schema()).Avro()
+			} else {
+				is.Avro = enrich.Schema(p.Schema()).Avro()
+			}
+		}
+		out = append(out, is)
 	}
 	return out
 }
@@ -214,17 +234,4 @@ func (c *Config) s3Schema(i int, s parser.Schema) parser.Schema {
 
 // enrichedFields are the members agent/enrich adds to an event (its
 // doc.go); each is left out when it cannot be known.
-var enrichedFields = []parser.Field{
-	{Name: "client_ip", Type: parser.TypeString, Doc: "[enrich]: the client's address past trusted proxies"},
-	{Name: "geo", Type: parser.TypeRecord, Doc: "[enrich]: GeoIP of client_ip", Fields: []parser.Field{
-		{Name: "country_code", Type: parser.TypeString}, {Name: "country", Type: parser.TypeString},
-		{Name: "region", Type: parser.TypeString}, {Name: "city", Type: parser.TypeString},
-		{Name: "latitude", Type: parser.TypeDouble}, {Name: "longitude", Type: parser.TypeDouble},
-		{Name: "asn", Type: parser.TypeLong}, {Name: "as_org", Type: parser.TypeString},
-	}},
-	{Name: "ua", Type: parser.TypeRecord, Doc: "[enrich]: the parsed user agent", Fields: []parser.Field{
-		{Name: "browser", Type: parser.TypeString}, {Name: "browser_version", Type: parser.TypeString},
-		{Name: "os", Type: parser.TypeString}, {Name: "os_version", Type: parser.TypeString},
-		{Name: "device", Type: parser.TypeString}, {Name: "bot", Type: parser.TypeBoolean},
-	}},
-}
+var enrichedFields = enrich.Fields

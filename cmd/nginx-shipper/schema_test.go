@@ -292,3 +292,67 @@ format = "parquet"
 		t.Errorf("exit %d %s\n%s", code, errs, out)
 	}
 }
+
+// TestSchemaEnrichedAvro: [enrich] with value_format avro validates; with
+// enriched_topic the Kafka sink gets the original schema for topic and
+// the enriched one (the original's fields, then client_ip, geo, ua) for
+// enriched_topic; without it topic's schema is the enriched one; `schema
+// --as avro` prints both.
+func TestSchemaEnrichedAvro(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	conf := `
+[agent]
+data_dir = "` + dir + `"
+[[inputs]]
+paths = ["/var/log/nginx/access.log"]
+format = "combined"
+[enrich]
+user_agent = true
+[sinks.kafka]
+brokers = ["127.0.0.1:9092"]
+topic = "nginx-access"
+enriched_topic = "nginx-access-enriched"
+value_format = "avro"
+[sinks.kafka.schema_registry]
+url = "http://127.0.0.1:8081"
+`
+	writeConfig(t, cfg, conf)
+	c, err := LoadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastField := func(avro string) string {
+		var s struct{ Fields []struct{ Name string } }
+		if err := json.Unmarshal([]byte(avro), &s); err != nil || len(s.Fields) == 0 {
+			t.Fatalf("%v: %s", err, avro)
+		}
+		return s.Fields[len(s.Fields)-1].Name
+	}
+	is := c.inputSchemas()
+	if len(is) != 1 || lastField(is[0].Avro) != "invalid_utf8" || is[0].EnrichedAvro == "" || lastField(is[0].EnrichedAvro) != "ua" ||
+		!strings.HasPrefix(is[0].EnrichedAvro, strings.TrimSuffix(is[0].Avro, "]}")) {
+		t.Fatalf("input schemas: %+v", is)
+	}
+	out, errs, code := runSchema(t, "-c", cfg, "--as", "avro")
+	dec := json.NewDecoder(strings.NewReader(out))
+	var docs []string
+	for dec.More() {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(v))
+	}
+	if code != 0 || len(docs) != 2 || lastField(docs[0]) != "invalid_utf8" || lastField(docs[1]) != "ua" {
+		t.Fatalf("exit %d (%s): %d schemas:\n%s", code, errs, len(docs), out)
+	}
+
+	writeConfig(t, cfg, strings.Replace(conf, `enriched_topic = "nginx-access-enriched"`, "", 1))
+	if c, err = LoadConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if is := c.inputSchemas(); len(is) != 1 || is[0].EnrichedAvro != "" || lastField(is[0].Avro) != "ua" {
+		t.Fatalf("without enriched_topic: %+v", is)
+	}
+}

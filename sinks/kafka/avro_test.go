@@ -442,7 +442,7 @@ func TestSubjectPerInputTopic(t *testing.T) {
 	cfg := avroConfig([]string{"127.0.0.1:9092"}, "http://127.0.0.1:8081")
 	cfg.Defaults()
 	s := `{"type":"record","name":"access","namespace":"nginx_shipper","fields":[]}`
-	r, err := newRegistrar(&cfg.SchemaRegistry, "nginx-access", slog.New(slog.DiscardHandler), []InputSchema{
+	r, err := newRegistrar(&cfg.SchemaRegistry, "nginx-access", "", slog.New(slog.DiscardHandler), []InputSchema{
 		{Input: 0, Avro: s},
 		{Input: 1, Avro: s, Topic: "nginx-error"},
 	})

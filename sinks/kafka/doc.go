@@ -95,6 +95,14 @@
 // the same question without registering (POST /compatibility/...), for
 // `validate --connect`.
 //
+// [enrich] with enriched_topic: InputSchema.EnrichedAvro (the original's
+// fields, then agent/enrich's, nullable with default null: a BACKWARD
+// extension) is registered under enriched_topic's subject, and the
+// enriched records (sinks.Event.EnrichedAvro, the same five reserved bytes)
+// are framed with its id, the originals on topic with theirs. Without
+// enriched_topic the input's schema is the enriched one and Event.Avro (or
+// EnrichedAvro, when the agent made both for another sink) goes to topic.
+//
 // Validation: for Avro, encoding is the check. An event the agent could
 // not encode (Event.AvroErr: a value out of range for its type) goes, raw,
 // to dead_letter_topic with stage=schema, reason, schema_id and

@@ -233,6 +233,18 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	}
 	dlq, raw := s.cfg.DeadLetterTopic != "", s.cfg.RawTopic != ""
 	enr := s.cfg.EnrichedTopic != "" // [enrich]: the enriched events also go there
+	var enrSchemaID int32
+	if s.avro && enr && !s.reg.hasEnriched(b.Source.Input) {
+		enr = false // no enriched schema for this input: nothing unframed goes there
+	}
+	if s.avro && enr {
+		// enriched_topic's own subject: the enriched schema.
+		id, err := s.reg.waitEnriched(ctx, b.Source.Input)
+		if err != nil {
+			return fmt.Errorf("kafka: waiting for the enriched schema id: %w", err)
+		}
+		enrSchemaID = id
+	}
 	var nrecs, nbytes int64
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -249,9 +261,9 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 				nrecs++
 				nbytes += int64(len(ev.Raw) + len(ev.Key))
 			}
-			if enr && ev.Enriched != nil {
+			if v := s.enrichedValue(ev); enr && v != nil {
 				nrecs++
-				nbytes += int64(len(ev.Enriched) + len(ev.Key))
+				nbytes += int64(len(v) + len(ev.Key))
 			}
 		}
 	}
@@ -318,9 +330,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 		rs.rec.Key = ev.Key
 		rs.rec.Value = s.value(ev)
 		if s.avro {
-			frame(ev.Avro, schemaID)
-		} else if ev.Enriched != nil && !enr {
-			rs.rec.Value = ev.Enriched // [enrich] without enriched_topic: topic carries enriched events
+			frame(rs.rec.Value, schemaID)
 		}
 		rs.rec.Timestamp = ev.Time
 		rs.rec.Headers = st.headers(rs.hdrs[:0])
@@ -341,7 +351,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			rr.rec.Headers = st.headers(rr.hdrs[:0])
 			left++
 		}
-		if enr && ev.Enriched != nil {
+		if enr && s.enrichedValue(ev) != nil {
 			re = &st.recs[ri]
 			ri++
 			re.reset(st, ev)
@@ -349,7 +359,10 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 			re.join = rs
 			re.rec.Topic = s.cfg.EnrichedTopic
 			re.rec.Key = ev.Key
-			re.rec.Value = ev.Enriched
+			re.rec.Value = s.enrichedValue(ev)
+			if s.avro {
+				frame(re.rec.Value, enrSchemaID)
+			}
 			re.rec.Timestamp = ev.Time
 			re.rec.Headers = st.headers(re.hdrs[:0])
 			left++
@@ -376,13 +389,30 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) error {
 	return nil
 }
 
-// value is the record value of a parsed event: its JSON, or with
-// value_format avro its wire-format Avro.
+// value is the record value of a parsed event on topic: its JSON, or
+// with value_format avro its wire-format Avro; with [enrich] and no
+// enriched_topic, the enriched event when the agent made both.
 func (s *Sink) value(ev *sinks.Event) []byte {
+	enr := s.cfg.EnrichedTopic != ""
 	if s.avro {
+		if ev.EnrichedAvro != nil && !enr {
+			return ev.EnrichedAvro
+		}
 		return ev.Avro
 	}
+	if ev.Enriched != nil && !enr {
+		return ev.Enriched // [enrich] without enriched_topic: topic carries enriched events
+	}
 	return ev.Value
+}
+
+// enrichedValue is the record value of a parsed event on enriched_topic
+// ([enrich]), nil when the agent made no enriched event.
+func (s *Sink) enrichedValue(ev *sinks.Event) []byte {
+	if s.avro {
+		return ev.EnrichedAvro
+	}
+	return ev.Enriched
 }
 
 // schemaReason is the dead-letter reason of an event without Avro.
@@ -798,7 +828,7 @@ func (s *Sink) UseSchemas(schemas []InputSchema) error {
 	if !s.avro {
 		return nil
 	}
-	r, err := newRegistrar(&s.cfg.SchemaRegistry, s.cfg.Topic, s.log, schemas)
+	r, err := newRegistrar(&s.cfg.SchemaRegistry, s.cfg.Topic, s.cfg.EnrichedTopic, s.log, schemas)
 	if err != nil {
 		return fmt.Errorf("sinks.kafka.schema_registry: %w", err)
 	}
@@ -815,7 +845,7 @@ func CheckSchemas(ctx context.Context, cfg Config, schemas []InputSchema) error 
 	if cfg.ValueFormat != ValueAvro {
 		return nil
 	}
-	r, err := newRegistrar(&cfg.SchemaRegistry, cfg.Topic, slog.New(slog.DiscardHandler), schemas)
+	r, err := newRegistrar(&cfg.SchemaRegistry, cfg.Topic, cfg.EnrichedTopic, slog.New(slog.DiscardHandler), schemas)
 	if err != nil {
 		return fmt.Errorf("sinks.kafka.schema_registry: %w", err)
 	}

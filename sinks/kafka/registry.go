@@ -189,6 +189,11 @@ type InputSchema struct {
 	// The subject is derived from it (subject_strategy topic and
 	// topic_record), so each topic gets its subject.
 	Topic string
+	// EnrichedAvro is the schema of the input's enriched events ([enrich]
+	// with enriched_topic: agent/enrich.Schema of Avro), registered under
+	// enriched_topic's subject; "" when none go there. Without
+	// enriched_topic, Avro itself is the enriched schema.
+	EnrichedAvro string
 }
 
 // ErrSchemaRefused wraps the error of an input whose schema the registry
@@ -215,6 +220,7 @@ type registrar struct {
 	cl     *sr.Client
 	log    logger
 	byIn   map[int]*subjectState
+	byEnr  map[int]*subjectState // enriched_topic's subjects, by input
 	states []*subjectState
 
 	mu      sync.Mutex
@@ -249,12 +255,12 @@ func Subject(strategy, topic, avroSchema string) (string, error) {
 	return topic + "-value", nil
 }
 
-func newRegistrar(cfg *RegistryConfig, topic string, log logger, schemas []InputSchema) (*registrar, error) {
+func newRegistrar(cfg *RegistryConfig, topic, enrichedTopic string, log logger, schemas []InputSchema) (*registrar, error) {
 	cl, err := cfg.client()
 	if err != nil {
 		return nil, err
 	}
-	r := &registrar{cfg: cfg, topic: topic, cl: cl, log: log, byIn: map[int]*subjectState{}, done: make(chan struct{})}
+	r := &registrar{cfg: cfg, topic: topic, cl: cl, log: log, byIn: map[int]*subjectState{}, byEnr: map[int]*subjectState{}, done: make(chan struct{})}
 	for _, is := range schemas {
 		t := topic
 		if is.Topic != "" {
@@ -267,6 +273,15 @@ func newRegistrar(cfg *RegistryConfig, topic string, log logger, schemas []Input
 		st := &subjectState{input: is.Input, subject: subj, schema: sr.Schema{Schema: is.Avro, Type: sr.TypeAvro}, ready: make(chan struct{})}
 		r.byIn[is.Input] = st
 		r.states = append(r.states, st)
+		if is.EnrichedAvro != "" && enrichedTopic != "" {
+			subj, err := Subject(cfg.SubjectStrategy, enrichedTopic, is.EnrichedAvro)
+			if err != nil {
+				return nil, fmt.Errorf("inputs[%d]: the enriched schema: %w", is.Input, err)
+			}
+			est := &subjectState{input: is.Input, subject: subj, schema: sr.Schema{Schema: is.EnrichedAvro, Type: sr.TypeAvro}, ready: make(chan struct{})}
+			r.byEnr[is.Input] = est
+			r.states = append(r.states, est)
+		}
 	}
 	if len(r.states) > 0 {
 		r.waiting = "registering the Avro schemas with the schema registry"
@@ -403,6 +418,21 @@ func (r *registrar) wait(ctx context.Context, input int) (int32, error) {
 	if st == nil {
 		return 0, fmt.Errorf("%w: input %d has no Avro schema (UseSchemas was not given it)", ErrSchemaRefused, input)
 	}
+	return st.wait(ctx)
+}
+
+// hasEnriched reports whether input has an enriched schema for
+// enriched_topic.
+func (r *registrar) hasEnriched(input int) bool { return r != nil && r.byEnr[input] != nil }
+
+// waitEnriched is wait for the input's enriched schema (enriched_topic).
+func (r *registrar) waitEnriched(ctx context.Context, input int) (int32, error) {
+	return r.byEnr[input].wait(ctx)
+}
+
+// wait returns the schema id once registered; a refused schema waits
+// until ctx ends.
+func (st *subjectState) wait(ctx context.Context) (int32, error) {
 	select {
 	case <-st.ready:
 		if st.err == nil {
