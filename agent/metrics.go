@@ -3,7 +3,6 @@ package agent
 import (
 	"math"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,8 +32,6 @@ type metrics struct {
 	eventToAck   *runHistogram
 	readToAck    prometheus.Histogram
 
-	filesMu       sync.Mutex
-	files         map[string]int // readers per path, for deleting its series
 	inFlight      prometheus.Gauge
 	inFlightBytes prometheus.Gauge
 	openFiles     prometheus.Gauge

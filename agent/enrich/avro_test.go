@@ -3,49 +3,23 @@ package enrich
 import (
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/parser/avrotest"
 	"github.com/twmb/avro"
 )
 
-// avroToJSON turns a record decoded by twmb/avro (into any) back into the
-// JSON event it stands for, as parser/avro_test.go does: nulls left out,
-// timestamps rebuilt from their offset, numbers as float64.
+// avroToJSON is avrotest.ToJSON, failing the test on a time without its
+// offset.
 func avroToJSON(t testing.TB, v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := map[string]any{}
-		for k, e := range x {
-			if e == nil || strings.HasSuffix(k, "_offset") && k != "log_offset" {
-				continue
-			}
-			if ts, ok := e.(time.Time); ok {
-				off, ok := x[k+"_offset"].(int32)
-				if !ok {
-					t.Fatalf("%s without %s_offset: %v", k, k, x)
-				}
-				out[k] = ts.In(time.FixedZone("", int(off)*60)).Format("2006-01-02T15:04:05.000-07:00")
-				continue
-			}
-			out[strings.TrimPrefix(k, "_")] = avroToJSON(t, e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = avroToJSON(t, e)
-		}
-		return out
-	case int64:
-		return float64(x)
-	case int32:
-		return float64(x)
+	t.Helper()
+	j, err := avrotest.ToJSON(v)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return v
+	return j
 }
 
 // TestAvroMatchesJSON: the original event's Avro followed by AppendAvro's

@@ -11,6 +11,7 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
+	"github.com/nginx-shipper/nginx-shipper/parser/avrotest"
 	"github.com/nginx-shipper/nginx-shipper/sinks"
 	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -81,34 +82,11 @@ func avroJSON(t *testing.T, rcl *sr.Client, v []byte) (map[string]any, int) {
 	if rest, err := sch.Decode(body, &got); err != nil || len(rest) != 0 {
 		t.Fatalf("decoding with schema %d: %v (%d bytes left)", id, err, len(rest))
 	}
-	return stripAvro(got).(map[string]any), id
-}
-
-// stripAvro turns twmb/avro's decoding into JSON's shapes: nulls and
-// timestamp offsets left out, times as RFC 3339 milliseconds, numbers
-// float64.
-func stripAvro(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := map[string]any{}
-		for k, e := range x {
-			if e == nil || strings.HasSuffix(k, "_offset") && k != "log_offset" {
-				continue
-			}
-			if ts, ok := e.(time.Time); ok {
-				off, _ := x[k+"_offset"].(int32)
-				out[k] = ts.In(time.FixedZone("", int(off)*60)).Format("2006-01-02T15:04:05.000-07:00")
-				continue
-			}
-			out[strings.TrimPrefix(k, "_")] = stripAvro(e)
-		}
-		return out
-	case int64:
-		return float64(x)
-	case int32:
-		return float64(x)
+	j, err := avrotest.ToJSON(got)
+	if err != nil {
+		t.Fatalf("schema %d: %v", id, err)
 	}
-	return v
+	return j.(map[string]any), id
 }
 
 func jsonMap(t *testing.T, b []byte) map[string]any {
