@@ -74,6 +74,7 @@ type Agent struct {
 	m       *metrics
 	budget  *budget
 	readers *readers
+	runners *runners
 
 	flights  flightPool
 	keepRaw  bool
@@ -95,7 +96,7 @@ type Agent struct {
 	// openingKeys are the files being opened: two openers of one file (a
 	// scan and a slot's admission) would read it twice.
 	openingKeys map[fileKey]bool
-	pathRefs    map[string]int // open harvesters per path (their metric series)
+	pathRefs    map[string]int // open harvesters per path (their metric series, with shelfPath)
 	// shelf: files known but not open (parked or queued), see slots.go.
 	shelf     map[fileKey]*shelved
 	shelfPath map[string]fileKey // the shelved file last seen at a path
@@ -184,6 +185,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		shelf:       map[fileKey]*shelved{},
 		shelfPath:   map[string]fileKey{},
 		readers:     newReaders(readersMax),
+		runners:     newRunners(),
 		scanNow:     make(chan struct{}, 1),
 		keepRaw:     opts.KeepRaw,
 		avro:        opts.Avro,
@@ -354,7 +356,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	sh := a.shelf[k]
 	if sh != nil {
-		sh.seen = true
+		sh.seen, sh.seenAt = true, time.Now()
 		if size != sh.size {
 			sh.size, sh.grewAt = size, time.Now()
 		}
@@ -390,6 +392,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		sh.rotated = sh.rotated || rotated
 		if sh.path != path {
 			a.unshelveLocked(sh)
+			a.forgetPathLocked(sh.path)
 			sh.path = path
 		}
 		a.shelveLocked(sh)
@@ -417,6 +420,9 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, rotated bool, sh *shelved) {
 	f, err := os.Open(path)
 	if err != nil {
+		a.mu.Lock()
+		a.forgetPathLocked(path)
+		a.mu.Unlock()
 		if ok, _ := a.every("open "+path, time.Minute); ok {
 			a.log.Error("cannot open log file (retried every scan; logged once a minute)", "path", path, "err", err)
 		}
@@ -427,13 +433,20 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 		f.Close()
 		return
 	}
+	a.startFile(ctx, in, path, f, ofi, initial, rotated, sh)
+}
+
+// startFile starts the harvester of f, opened at path (ofi is its fstat).
+func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.File, ofi os.FileInfo, initial, rotated bool, sh *shelved) {
 	k := keyOf(ofi)
 	size := ofi.Size()
 	var e *entry
 	var s *stream
 	offset := int64(0)
 	if sh != nil && sh.s != nil && sh.key == k {
-		if sh.e.matches(k, f, size) && size >= sh.readTo {
+		// With the head kept (a parked file), the read that follows
+		// compares it (readOnce, check): no hash of it here.
+		if size >= sh.readTo && (len(sh.head) > 0 || sh.e.matches(k, f, size)) {
 			// Parked: resume reading where it stopped, in the same
 			// stream (its batches may still be in flight).
 			e, s, offset = sh.e, sh.s, sh.readTo
@@ -486,6 +499,12 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 		s:        s,
 		ml:       newJoiner(in),
 	}
+	if sh != nil && sh.s == s && sh.path == path {
+		h.head, h.pathAt = sh.head, sh.seenAt
+		if sh.log != nil {
+			h.log = sh.log
+		}
+	}
 	h.initContainer() // container inputs (container.go)
 	a.mu.Lock()
 	if _, busy := a.open[k]; busy {
@@ -506,20 +525,22 @@ func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, r
 		h.log.Info("reading file", "offset", offset, "size", size, "rotated", rotated)
 	}
 	a.wg.Add(1)
-	go func() {
+	a.runners.run(func() {
 		defer a.wg.Done()
 		h.run(ctx)
 		a.mu.Lock()
-		delete(a.open, k)
-		a.m.openFiles.Set(float64(len(a.open)))
+		if a.open[k] == h { // else parked (slots.go), maybe open again
+			delete(a.open, k)
+			a.m.openFiles.Set(float64(len(a.open)))
+		}
 		a.pathRefs[path]--
 		if a.pathRefs[path] <= 0 {
 			delete(a.pathRefs, path)
-			a.m.forgetPath(path)
 		}
+		a.forgetPathLocked(path)
 		a.mu.Unlock()
 		a.admit(ctx)
-	}()
+	})
 }
 
 // resumeRotated finds, at start, the files of checkpoints that no glob

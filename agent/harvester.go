@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/container"
@@ -33,6 +34,7 @@ const (
 	batchMaxBytes  = 1 << 20
 	readChunk      = 256 << 10
 	minPoll        = 10 * time.Millisecond
+	pathCheckEvery = 500 * time.Millisecond
 )
 
 // harvester reads one file from its open descriptor, by byte offset, and
@@ -76,8 +78,11 @@ type harvester struct {
 	flAt       time.Time // when fl was started
 	timer      *time.Timer
 
-	head    []byte // the file's first bytes, as covered by its fingerprint
-	scratch []byte // for comparing them again
+	fd      int       // h.f's descriptor, for pread (-1: use h.f.ReadAt)
+	atEOF   bool      // the last read came short: at the end until check sees growth
+	pathAt  time.Time // when the path was last seen naming this file (check)
+	head    []byte    // the file's first bytes, as covered by its fingerprint
+	scratch []byte    // for comparing them again
 
 	// checkedAt (unix ns) is when check last ran; the scan reads it too.
 	// A reader blocked on backpressure does not check; meanwhile the scan
@@ -113,6 +118,7 @@ func (h *harvester) hold(ctx context.Context) bool {
 		return false
 	}
 	h.rb, h.buf, h.tail = rb, rb.b[:0], 0
+	h.atEOF = false // reading starts again at offset
 	return true
 }
 
@@ -185,10 +191,29 @@ func (h *harvester) headSame() bool {
 		h.scratch = make([]byte, len(h.head))
 	}
 	b := h.scratch[:len(h.head)]
-	if n, _ := h.f.ReadAt(b, 0); n != len(b) {
+	if n, _ := h.pread(b, 0); n != len(b) {
 		return false
 	}
 	return bytes.Equal(b, h.head)
+}
+
+// pread is one pread(2) of the file at off (retried on EINTR): fewer bytes
+// than len(b), and a nil error, when the file ends before. The descriptor
+// is the harvester's alone, closed when run returns.
+func (h *harvester) pread(b []byte, off int64) (int, error) {
+	if h.fd < 0 {
+		return h.f.ReadAt(b, off) // no raw descriptor (not an *os.File of the OS)
+	}
+	for {
+		n, err := syscall.Pread(h.fd, b, off)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "pread", Path: h.path, Err: err}
+		}
+		return n, nil
+	}
 }
 
 // run reads until ctx is done, the agent stops it, or the file was rotated
@@ -196,7 +221,13 @@ func (h *harvester) headSame() bool {
 func (h *harvester) run(ctx context.Context) {
 	defer h.f.Close()
 	defer h.letGo(ctx)
-	h.loadHead()
+	h.fd = -1
+	if rc, err := h.f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { h.fd = int(fd) })
+	}
+	if h.head == nil { // kept by a parked file (slots.go)
+		h.loadHead()
+	}
 	poll := minPoll
 	h.lastGrowth = time.Now()
 	h.slotAt = time.Now()
@@ -381,9 +412,23 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		copy(grown, h.buf)
 		h.buf = grown
 	}
+	if h.atEOF {
+		return 0, io.EOF // the last read came short; check clears it when the file grows
+	}
 	at := h.offset + int64(len(h.buf))
-	n, err := h.f.ReadAt(h.buf[len(h.buf):cap(h.buf)], at)
+	want := cap(h.buf) - len(h.buf)
+	n, err := h.pread(h.buf[len(h.buf):cap(h.buf)], at)
+	if n < want && err == nil {
+		// A short read of a regular file: its end, now. os.File.ReadAt
+		// would read again to be told so (a syscall more each time; with
+		// a thousand files taking turns, syscalls were a fifth of the
+		// agent's CPU).
+		h.atEOF = true
+	}
 	if n <= 0 {
+		if err == nil {
+			err = io.EOF
+		}
 		return 0, err
 	}
 	// Was it still the same content when we read? A copytruncate followed
@@ -694,6 +739,9 @@ func (h *harvester) check(ctx context.Context) bool {
 	if fi.Size() != h.lastSize {
 		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
 	}
+	if fi.Size() > end {
+		h.atEOF = false
+	}
 	h.lagG.Set(float64(max(fi.Size()-end, 0)))
 	if fi.Size() < end || (changed && !h.sameContent(fi.Size())) {
 		h.truncated(ctx, fi.Size())
@@ -701,7 +749,12 @@ func (h *harvester) check(ctx context.Context) bool {
 	} else {
 		h.refreshFingerprint(fi.Size())
 	}
-	if !h.rotated {
+	// Is the path still this file's? Looked at twice a second at most: a
+	// file that just had its turn (slots.go) was seen there by the scan
+	// that queued it. One renamed meanwhile and parked again under its old
+	// name is found by that name's next scan (movedAway).
+	if !h.rotated && time.Since(h.pathAt) >= pathCheckEvery {
+		h.pathAt = time.Now()
 		pfi, err := os.Stat(h.path)
 		switch {
 		case err != nil && errors.Is(err, os.ErrNotExist):
@@ -739,6 +792,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	}
 	h.buf = h.buf[:0]
 	h.tail = 0
+	h.atEOF = false
 	h.discard = false
 	h.ml.reset()
 	h.offset = 0
@@ -759,6 +813,7 @@ func (h *harvester) finishRotated(ctx context.Context) {
 	if h.ml != nil {
 		h.ml.force = true // the events waiting for a next line are complete (multiline.go)
 	}
+	h.atEOF = false // a last look at the end
 	if h.end() > h.offset && !h.discard && h.hold(ctx) {
 		for {
 			if n, _ := h.readOnce(ctx); n <= 0 {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,9 +39,33 @@ type shelved struct {
 	grewAt  time.Time // when that size was first seen
 	rotated bool      // found by identity under another name (priority)
 
+	// head and log are the parked harvester's (the file's first bytes, as
+	// its fingerprint covers them, and its logger): a turn reuses them
+	// rather than reading and hashing the head again (readOnce compares
+	// the head after each read, so a content change is still seen).
+	head   []byte
+	log    *slog.Logger
+	seenAt time.Time // when a scan last found path naming this file
+
 	initial  bool      // queued by the first scan (read_from applies)
 	queuedAt time.Time // when it started to wait; zero when not queued
 	seen     bool      // matched by the current scan
+}
+
+// forgetPathLocked removes path's per-file series (metrics.forgetPath) once
+// no harvester has it open and no shelved file is kept under it: a file
+// parked between its turns keeps its series (re-created every turn, they
+// were a twentieth of the agent's CPU with 1,000 live files over 256 slots,
+// and each turn reset its counters to zero); one forgotten (idle past
+// close_inactive, rotated away, deleted) loses them. a.mu is held.
+func (a *Agent) forgetPathLocked(path string) {
+	if a.pathRefs[path] > 0 {
+		return
+	}
+	if _, ok := a.shelfPath[path]; ok {
+		return
+	}
+	a.m.forgetPath(path)
 }
 
 // slotsWanted reports whether files wait for a slot: a reader that is caught
@@ -67,6 +92,9 @@ func (a *Agent) enqueueLocked(sh *shelved) {
 func (a *Agent) shelveLocked(sh *shelved) {
 	if old := a.shelf[sh.key]; old != nil && old != sh {
 		a.unshelveLocked(old)
+		if old.path != sh.path {
+			a.forgetPathLocked(old.path)
+		}
 	}
 	a.shelf[sh.key] = sh
 	if !sh.rotated {
@@ -135,6 +163,14 @@ func (a *Agent) admit(ctx context.Context) {
 // name it was seen with, or, when that name now holds another file (it was
 // rotated while it waited), in the same directory under its new name.
 func (a *Agent) openShelved(ctx context.Context, sh *shelved) {
+	// The common case, one open and one fstat: the name still names it.
+	if f, err := os.Open(sh.path); err == nil {
+		if fi, err := f.Stat(); err == nil && keyOf(fi) == sh.key {
+			a.startFile(ctx, sh.in, sh.path, f, fi, sh.initial, sh.rotated, sh)
+			return
+		}
+		f.Close()
+	}
 	path, ok := a.locate(sh)
 	if !ok {
 		a.lostWhileShelved(sh)
@@ -169,6 +205,9 @@ func (a *Agent) locate(sh *shelved) (string, bool) {
 // lostWhileShelved reports a file that was deleted while it was not open:
 // what it held beyond where reading stopped can no longer be read.
 func (a *Agent) lostWhileShelved(sh *shelved) {
+	a.mu.Lock()
+	a.forgetPathLocked(sh.path)
+	a.mu.Unlock()
 	from := sh.readTo
 	if sh.s == nil {
 		if e := a.reg.peek(sh.key); e != nil {
@@ -201,6 +240,7 @@ func (a *Agent) movedAway(ctx context.Context, old fileKey) {
 		return
 	}
 	a.unshelveLocked(sh)
+	a.forgetPathLocked(sh.path)
 	if ok {
 		sh.path, sh.rotated = path, true
 		a.shelveLocked(sh)
@@ -223,8 +263,17 @@ func (a *Agent) park(h *harvester, queue bool) {
 		key: h.key, path: h.path, in: h.in,
 		s: h.s, e: h.e, readTo: h.resumeAt(), // resumeAt: container.go
 		size: h.lastSize, grewAt: h.lastGrowth,
+		head: h.head, log: h.log, seenAt: h.pathAt,
 	}
 	a.mu.Lock()
+	// The slot is free from here on, in the same step as the file is
+	// shelved: an admission between the two found it still open, dropped
+	// it from the shelf as "opened meanwhile", and the next scan opened it
+	// from its checkpoint, reading the batches still in flight again.
+	if a.open[h.key] == h {
+		delete(a.open, h.key)
+		a.m.openFiles.Set(float64(len(a.open)))
+	}
 	a.shelveLocked(sh)
 	if queue {
 		a.enqueueLocked(sh)
@@ -253,6 +302,7 @@ func (a *Agent) sweepShelf(ctx context.Context) {
 		}
 		if sh.queuedAt.IsZero() && now.Sub(sh.grewAt) >= a.cfg.CloseInactive.Duration && (sh.s == nil || sh.s.settled()) {
 			a.unshelveLocked(sh)
+			a.forgetPathLocked(sh.path)
 		}
 	}
 	n := len(a.queue) + len(a.queueRot)
