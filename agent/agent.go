@@ -103,6 +103,8 @@ type Agent struct {
 	queue     []*shelved         // waiting for a slot, oldest first
 	queueRot  []*shelved         // rotated files waiting: served first
 	nQueued   atomic.Int32       // len(queue) + len(queueRot)
+	crowded   atomic.Bool        // more live files than slots (sweepShelf)
+	revisit   atomic.Int64       // how soon a caught-up file takes its next turn (ns; sweepShelf)
 	wg        sync.WaitGroup
 	scanNow   chan struct{}
 	logged    map[string]*logState // repeated messages, by key
@@ -332,6 +334,9 @@ func excluded(pats []string, path string) bool {
 // it when every slot is taken (or files wait already: they go first).
 // rotated says the file was found by identity, not by an input's glob.
 func (a *Agent) consider(ctx context.Context, in *input, path string, initial, rotated bool) {
+	if !initial && !rotated && a.resting(path) {
+		return
+	}
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		return
@@ -385,6 +390,13 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 		a.mu.Unlock()
 		return
 	}
+	if sh != nil && sh.s != nil && a.shelf[k] == sh && sh.caughtUp && !rotated && a.contendedLocked() &&
+		time.Since(sh.parkedAt) < time.Duration(a.revisit.Load()) && size-sh.readTo < readChunk/4 {
+		// Its turn ended at its end a moment ago, and little came
+		// since: the next turn comes at a later scan (slots.go).
+		a.mu.Unlock()
+		return
+	}
 	if len(a.open)+a.opening >= a.cfg.MaxOpenFiles || a.nQueued.Load() > 0 {
 		if sh == nil || a.shelf[k] != sh {
 			sh = &shelved{key: k, path: path, in: in, size: size, grewAt: time.Now(), seen: true, initial: initial}
@@ -418,7 +430,7 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 // the agent kept of the file while it was not open: a parked file resumes
 // its stream where it stopped reading.
 func (a *Agent) openFile(ctx context.Context, in *input, path string, initial, rotated bool, sh *shelved) {
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if err != nil {
 		a.mu.Lock()
 		a.forgetPathLocked(path)
@@ -493,17 +505,16 @@ func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.Fil
 	h := &harvester{
 		a: a, in: in, path: path, f: f, key: k, e: e, offset: offset, rotated: rotated, rotatedAt: time.Now(),
 		src:      &sinks.Source{Path: path, Input: in.idx, Format: in.format, Topic: in.cfg.Topic, S3Prefix: in.cfg.S3Prefix},
-		log:      a.log.With("path", path, "inode", k.Ino),
 		meta:     parser.Meta{Host: a.cfg.Hostname, File: path},
 		lastSize: -1,
 		s:        s,
 		ml:       newJoiner(in),
 	}
 	if sh != nil && sh.s == s && sh.path == path {
-		h.head, h.pathAt = sh.head, sh.seenAt
-		if sh.log != nil {
-			h.log = sh.log
-		}
+		h.head, h.pathAt, h.log = sh.head, sh.seenAt, sh.log
+	}
+	if h.log == nil {
+		h.log = a.log.With("path", path, "inode", k.Ino)
 	}
 	h.initContainer() // container inputs (container.go)
 	a.mu.Lock()

@@ -35,6 +35,7 @@ const (
 	readChunk      = 256 << 10
 	minPoll        = 10 * time.Millisecond
 	pathCheckEvery = 500 * time.Millisecond
+	eofFresh       = 5 * time.Millisecond // how long a short read stands for an fstat (check)
 )
 
 // harvester reads one file from its open descriptor, by byte offset, and
@@ -80,6 +81,9 @@ type harvester struct {
 
 	fd      int       // h.f's descriptor, for pread (-1: use h.f.ReadAt)
 	atEOF   bool      // the last read came short: at the end until check sees growth
+	eofAt   time.Time // when it came short
+	eofEnd  int64     // where: the file's size then
+	headAt  int64     // the end of the last read after which the head was compared
 	pathAt  time.Time // when the path was last seen naming this file (check)
 	head    []byte    // the file's first bytes, as covered by its fingerprint
 	scratch []byte    // for comparing them again
@@ -292,7 +296,7 @@ func (h *harvester) run(ctx context.Context) {
 		// It still reads every poll_interval meanwhile: a reader asleep
 		// for all of linger while the file grows falls behind, and one
 		// far behind can miss a copytruncate.
-		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration && !h.a.readers.wanted() && !h.a.slotsWanted() {
+		if age := time.Since(h.flAt); h.fl != nil && age < h.a.cfg.Linger.Duration && !h.a.readers.wanted() && !h.a.slotsWanted() && !h.a.crowded.Load() {
 			if !h.sleep(ctx, min(h.a.cfg.Linger.Duration-age, h.a.cfg.PollInterval.Duration)) {
 				return
 			}
@@ -319,7 +323,7 @@ func (h *harvester) run(ctx context.Context) {
 		}
 		// Caught up while other files wait for a slot: give it up; the
 		// scan queues the file again when it grows.
-		if h.mayPark() && h.parkNow(ctx, false) {
+		if (h.mayPark() || h.mayRest()) && h.parkNow(ctx, false) {
 			return
 		}
 		// A rotated file is idle from its rotation on at the earliest:
@@ -376,6 +380,16 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// mayRest reports whether a harvester at the end of its file gives its slot
+// up though no file waits for one right now: there are more live files than
+// slots (Agent.crowded), so the others' turns come round, and a turn every
+// slotRevisit is cheaper than polling at the end: a turn is an open, an
+// fstat, two reads and a close every 2 s; polling, an fstat and two reads
+// every poll_interval (250 ms).
+func (h *harvester) mayRest() bool {
+	return h.a.crowded.Load() && !h.rotated && !h.discard && !h.ml.waiting()
+}
+
 // mayPark reports whether the harvester should give its slot up for files
 // that wait for one. A rotated file keeps its slot until it is read to its
 // end and idle (its name no longer leads to it), and so does one whose
@@ -423,7 +437,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		// would read again to be told so (a syscall more each time; with
 		// a thousand files taking turns, syscalls were a fifth of the
 		// agent's CPU).
-		h.atEOF = true
+		h.atEOF, h.eofAt, h.eofEnd = true, time.Now(), at+int64(n)
 	}
 	if n <= 0 {
 		if err == nil {
@@ -439,6 +453,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	if !h.headSame() {
 		return 0, errContentChanged
 	}
+	h.headAt = at + int64(n) // the head was the same with the file this long (check)
 	h.buf = h.buf[:len(h.buf)+n]
 	h.bytes.Add(float64(n))
 	h.consumeCounted()
@@ -724,30 +739,42 @@ func (h *harvester) flush(ctx context.Context) bool {
 // check looks at the file and its path: truncation (copytruncate), rename
 // and deletion.
 func (h *harvester) check(ctx context.Context) bool {
-	h.checkedAt.Store(time.Now().UnixNano())
-	fi, err := h.f.Stat()
-	if err != nil {
-		h.log.Error("stat of open file failed", "err", err)
-		return true
-	}
+	now := time.Now()
+	h.checkedAt.Store(now.UnixNano())
 	end := h.end()
-	// The head is read again only when the file changed since the last
-	// look (size or mtime): with hundreds of files open, an unchanged
-	// file's check is one fstat and one stat.
-	changed := fi.Size() != h.lastSize || !fi.ModTime().Equal(h.lastMod)
-	h.lastMod = fi.ModTime()
-	if fi.Size() != h.lastSize {
-		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
+	var size int64
+	var mod time.Time
+	if h.atEOF && now.Sub(h.eofAt) < eofFresh && end == h.eofEnd {
+		// A read came short at end a moment ago: that is the file's
+		// size, and its head was compared after that read. No fstat:
+		// with a thousand files taking turns, each turn's syscalls
+		// were most of its cost.
+		size, mod = end, h.lastMod
+	} else {
+		fi, err := h.f.Stat()
+		if err != nil {
+			h.log.Error("stat of open file failed", "err", err)
+			return true
+		}
+		size, mod = fi.Size(), fi.ModTime()
 	}
-	if fi.Size() > end {
+	// The head is read again only when the file changed since the last
+	// look (size or mtime), and not when a read just compared it at this
+	// very size: an unchanged file's check is one fstat and one stat.
+	changed := size != h.lastSize || !mod.Equal(h.lastMod)
+	h.lastMod = mod
+	if size != h.lastSize {
+		h.lastSize, h.lastGrowth = size, now
+	}
+	if size > end {
 		h.atEOF = false
 	}
-	h.lagG.Set(float64(max(fi.Size()-end, 0)))
-	if fi.Size() < end || (changed && !h.sameContent(fi.Size())) {
-		h.truncated(ctx, fi.Size())
-		h.lastSize, h.lastGrowth = fi.Size(), time.Now()
+	h.lagG.Set(float64(max(size-end, 0)))
+	if size < end || (changed && size != h.headAt && !h.sameContent(size)) {
+		h.truncated(ctx, size)
+		h.lastSize, h.lastGrowth = size, time.Now()
 	} else {
-		h.refreshFingerprint(fi.Size())
+		h.refreshFingerprint(size)
 	}
 	// Is the path still this file's? Looked at twice a second at most: a
 	// file that just had its turn (slots.go) was seen there by the scan
@@ -792,7 +819,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	}
 	h.buf = h.buf[:0]
 	h.tail = 0
-	h.atEOF = false
+	h.atEOF, h.headAt = false, -1
 	h.discard = false
 	h.ml.reset()
 	h.offset = 0

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +22,21 @@ import (
 // them: with N files wanting to read and M slots, each is read at least once
 // every ceil(N/M) turns.
 const slotTurn = time.Second
+
+// slotRevisit is how soon, while files wait for slots, a file that gave its
+// slot up at its end (caught up) is queued for its next turn, unless it has
+// a quarter of a read chunk (64 KiB) to read by then. Every turn costs
+// an open, an fstat, two reads and a close whatever it carries: with 1,000
+// live files over 256 slots, a turn each second for each file was most of
+// the agent's CPU. A line waits at most about slotRevisit plus a
+// scan_interval for its turn.
+const slotRevisit = 2 * time.Second
+
+// turnsPerSecond is the rate of turns slotRevisit is scaled to: with L live
+// files a caught-up file's next turn comes after min(L/turnsPerSecond s,
+// slotRevisit), so a few files over a few slots take their turns at every
+// scan, and 1,000 take 500 turns a second, not 1,000 (Agent.revisit).
+const turnsPerSecond = 500
 
 // shelved is a file known to the agent but not open.
 type shelved struct {
@@ -47,9 +63,41 @@ type shelved struct {
 	log    *slog.Logger
 	seenAt time.Time // when a scan last found path naming this file
 
+	parkedAt time.Time // when it was parked
+	caughtUp bool      // it gave its slot up at its end (not for its turn's length)
+
 	initial  bool      // queued by the first scan (read_from applies)
 	queuedAt time.Time // when it started to wait; zero when not queued
 	seen     bool      // matched by the current scan
+}
+
+// resting reports whether the file shelved under path had its turn less
+// than slotRevisit ago, ending at its end, while slots are all taken: it
+// would not be queued again yet, so the scan does not stat it (a stat of
+// each of 1,000 files every scan_interval was a twentieth of the agent's
+// CPU). It counts as seen; a rotation meanwhile is found a scan later.
+func (a *Agent) resting(path string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, ok := a.shelfPath[path]
+	if !ok {
+		return false
+	}
+	sh := a.shelf[k]
+	if sh == nil || sh.s == nil || !sh.caughtUp || !sh.queuedAt.IsZero() || time.Since(sh.parkedAt) >= time.Duration(a.revisit.Load()) {
+		return false
+	}
+	if !a.contendedLocked() {
+		return false
+	}
+	sh.seen = true
+	return true
+}
+
+// contendedLocked: files take turns for the slots (all taken, files wait,
+// or more live files than slots lately). a.mu is held.
+func (a *Agent) contendedLocked() bool {
+	return len(a.open)+a.opening >= a.cfg.MaxOpenFiles || a.nQueued.Load() > 0 || a.crowded.Load()
 }
 
 // forgetPathLocked removes path's per-file series (metrics.forgetPath) once
@@ -164,7 +212,7 @@ func (a *Agent) admit(ctx context.Context) {
 // rotated while it waited), in the same directory under its new name.
 func (a *Agent) openShelved(ctx context.Context, sh *shelved) {
 	// The common case, one open and one fstat: the name still names it.
-	if f, err := os.Open(sh.path); err == nil {
+	if f, err := openLog(sh.path); err == nil {
 		if fi, err := f.Stat(); err == nil && keyOf(fi) == sh.key {
 			a.startFile(ctx, sh.in, sh.path, f, fi, sh.initial, sh.rotated, sh)
 			return
@@ -177,6 +225,22 @@ func (a *Agent) openShelved(ctx context.Context, sh *shelved) {
 		return
 	}
 	a.openFile(ctx, sh.in, path, sh.initial, sh.rotated || path != sh.path, sh)
+}
+
+// openLog opens path for reading. Not os.Open: that also registers the
+// descriptor with the runtime's poller (epoll_ctl, which fails for a
+// regular file), a syscall more on every turn of a slot.
+func openLog(path string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
 }
 
 // locate finds sh's file: at its path if that still names it, else by inode
@@ -264,6 +328,7 @@ func (a *Agent) park(h *harvester, queue bool) {
 		s: h.s, e: h.e, readTo: h.resumeAt(), // resumeAt: container.go
 		size: h.lastSize, grewAt: h.lastGrowth,
 		head: h.head, log: h.log, seenAt: h.pathAt,
+		parkedAt: time.Now(), caughtUp: !queue,
 	}
 	a.mu.Lock()
 	// The slot is free from here on, in the same step as the file is
@@ -306,6 +371,17 @@ func (a *Agent) sweepShelf(ctx context.Context) {
 		}
 	}
 	n := len(a.queue) + len(a.queueRot)
+	// Live files: the open ones and those that had a turn lately (a file
+	// parked more than slotRevisit and two scans ago has not grown
+	// since, or it would be queued again). Crowded: more than slots.
+	live := len(a.open) + n
+	for _, sh := range a.shelf {
+		if sh.s != nil && sh.queuedAt.IsZero() && now.Sub(sh.parkedAt) < slotRevisit+2*a.cfg.ScanInterval.Duration {
+			live++
+		}
+	}
+	a.crowded.Store(n > 0 || live > a.cfg.MaxOpenFiles)
+	a.revisit.Store(int64(min(slotRevisit, time.Duration(live)*time.Second/turnsPerSecond)))
 	var oldest time.Duration
 	for _, q := range [][]*shelved{a.queueRot, a.queue} {
 		if len(q) > 0 {
