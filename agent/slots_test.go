@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/sinks"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // manyFiles is n log files written like nginx writes them (O_APPEND), line
@@ -281,5 +282,31 @@ func TestRestartWithThousandsOfCheckpoints(t *testing.T) {
 	}
 	if got := len(e.checkpoint()); got != files {
 		t.Fatalf("checkpoint has %d entries, want %d", got, files)
+	}
+}
+
+// TestTurnsKeepPerFileSeries: a file that takes turns for a slot keeps its
+// per-file series between turns, so lines_read_total counts every line it
+// was read for, not those since its last turn (its series were deleted
+// when it gave its slot up and made again at its next turn: every counter
+// restarted at zero each turn).
+func TestTurnsKeepPerFileSeries(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxOpenFiles = 1
+	const files, rounds = 3, 40
+	m := e.manyFiles(files)
+	reg := prometheus.NewRegistry()
+	e.startWith(reg)
+	for range rounds / 4 {
+		m.rounds(4)
+		e.waitDelivered(m.next) // every file had a turn since the last write
+	}
+	if r := counterValue(e.a.m.slotReleases); r < files {
+		t.Fatalf("%v slot releases: the files did not take turns", r)
+	}
+	for i := range files {
+		if got := gathered(t, reg, "nginx_shipper_lines_read_total", "path", m.path(i)); got != rounds {
+			t.Errorf("lines_read_total{path=%q} = %v, want %d", m.path(i), got, rounds)
+		}
 	}
 }
