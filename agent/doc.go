@@ -82,6 +82,20 @@
 // file_wait_seconds measure it. A rotated file keeps its slot until it is
 // read to its end and idle.
 //
+// Turns are paced, because each costs the same whatever it carries (an
+// open, an fstat, a read, a compare of the head, a close, a batch): with L
+// live files (open, waiting, or parked lately) a caught-up file's next turn
+// comes after min(L/turnsPerSecond s, slotRevisit): at every scan for a
+// few files, every 2 s for 1,000 (500 turns a second), sooner if 64 KiB
+// came meanwhile. A scan does not stat a file resting between its turns.
+// With more live files than slots (Agent.crowded), a reader at its end
+// gives its slot up even when no file waits right then: a turn every 2 s
+// is cheaper than polling at poll_interval. A slot's turns run on reused
+// goroutines (runners.go; a new one grew its stack again each turn), the
+// parked file keeps its head bytes, logger and per-file series, and the
+// reader uses pread directly (a short read is the end of the file: no
+// second read to be told so, no fstat right after it).
+//
 // Memory does not grow with the open files: reading needs a read buffer,
 // and only readersMax (4) exist; a harvester takes one when the file has
 // grown and gives it back at the end of the file (a partial line is read
@@ -94,7 +108,7 @@
 // a core at 10,000 files and the default scan_interval); the checkpoint
 // file is encoded by hand, one entry a line (10,000 entries: 2.1 MB, 5.5 ms
 // of CPU a write). Per-file series are removed when no harvester has the
-// path open.
+// path open and no parked file is kept under it.
 //
 // # Acknowledgement and checkpoints
 //
@@ -120,7 +134,7 @@
 // _file_ack_wait_seconds, _file_blocked), Files() and /readyz are read from
 // that set at scrape time, so the reader's path pays nothing for them. The
 // per-path counters of the readers are deleted when the last reader of the
-// path ends. Per-sink acknowledged and failed counts are the sinks' own
+// path ends and the path keeps no parked file. Per-sink acknowledged and failed counts are the sinks' own
 // (sinks.Counts). The main loop's heartbeat (Heartbeat) feeds the systemd
 // watchdog: it goes round every scan_interval and checkpoint_interval
 // whatever the sinks do.
