@@ -99,12 +99,14 @@ type Agent struct {
 	pathRefs    map[string]int // open harvesters per path (their metric series, with shelfPath)
 	// shelf: files known but not open (parked or queued), see slots.go.
 	shelf     map[fileKey]*shelved
-	shelfPath map[string]fileKey // the shelved file last seen at a path
-	queue     []*shelved         // waiting for a slot, oldest first
-	queueRot  []*shelved         // rotated files waiting: served first
-	nQueued   atomic.Int32       // len(queue) + len(queueRot)
-	crowded   atomic.Bool        // more live files than slots (sweepShelf)
-	revisit   atomic.Int64       // how soon a caught-up file takes its next turn (ns; sweepShelf)
+	shelfPath map[string]fileKey   // the shelved file last seen at a path
+	queue     []*shelved           // waiting for a slot, oldest first
+	queueRot  []*shelved           // rotated files waiting: served first
+	nQueued   atomic.Int32         // len(queue) + len(queueRot)
+	crowded   atomic.Bool          // more live files than slots (sweepShelf)
+	idle      map[string]*idleLook // files read to their end, unchanged (slots.go)
+	scanN     uint64               // scans made
+	revisit   atomic.Int64         // how soon a caught-up file takes its next turn (ns; sweepShelf)
 	wg        sync.WaitGroup
 	scanNow   chan struct{}
 	logged    map[string]*logState // repeated messages, by key
@@ -186,6 +188,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		openingKeys: map[fileKey]bool{},
 		shelf:       map[fileKey]*shelved{},
 		shelfPath:   map[string]fileKey{},
+		idle:        map[string]*idleLook{},
 		readers:     newReaders(readersMax),
 		runners:     newRunners(),
 		scanNow:     make(chan struct{}, 1),
@@ -303,6 +306,9 @@ func (a *Agent) wakeScan() {
 
 // scan matches every input's globs and starts a reader for each new file.
 func (a *Agent) scan(ctx context.Context, initial bool) {
+	a.mu.Lock()
+	a.scanN++
+	a.mu.Unlock()
 	for _, in := range a.inputs {
 		for _, pat := range in.cfg.Paths {
 			matches, _ := filepath.Glob(pat)
@@ -316,6 +322,7 @@ func (a *Agent) scan(ctx context.Context, initial bool) {
 		}
 	}
 	a.sweepShelf(ctx)
+	a.sweepIdle()
 }
 
 func excluded(pats []string, path string) bool {
@@ -334,7 +341,7 @@ func excluded(pats []string, path string) bool {
 // it when every slot is taken (or files wait already: they go first).
 // rotated says the file was found by identity, not by an input's glob.
 func (a *Agent) consider(ctx context.Context, in *input, path string, initial, rotated bool) {
-	if !initial && !rotated && a.resting(path) {
+	if !initial && !rotated && (a.resting(path) || a.idleSkip(path)) {
 		return
 	}
 	fi, err := os.Stat(path)
@@ -379,13 +386,16 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	}
 	if sh != nil && sh.s != nil {
 		if size == sh.readTo && !rotated {
+			a.noteIdle(path, size)
 			return // parked, nothing new
 		}
 	} else if e := a.reg.peek(k); e != nil && e.Offset == size && e.FPLen >= min(fingerprintLen, int(size)) && !initial && !rotated {
 		// Idle file fully read: nothing to do, no need to open it.
+		a.noteIdle(path, size)
 		return
 	}
 	a.mu.Lock()
+	delete(a.idle, path)
 	if a.open[k] != nil || a.openingKeys[k] || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
 		a.mu.Unlock()
 		return

@@ -100,6 +100,63 @@ func (a *Agent) contendedLocked() bool {
 	return len(a.open)+a.opening >= a.cfg.MaxOpenFiles || a.nQueued.Load() > 0 || a.crowded.Load()
 }
 
+// Idle files: a file read to its end whose size has not changed for
+// idleSlowAfter is looked at (stat) every idleLookEvery rather than at every
+// scan: with 10,000 idle files, a stat each every scan_interval was most of
+// the idle agent's CPU. A line written to a file idle that long waits up to
+// idleLookEvery more.
+const (
+	idleSlowAfter = time.Minute
+	idleLookEvery = 4 * time.Second
+)
+
+type idleLook struct {
+	size  int64     // the size last seen
+	since time.Time // since when it has that size
+	next  time.Time // not looked at before then
+	scan  uint64    // the last scan that matched it
+}
+
+// idleSkip reports whether the scan leaves path alone this time (an idle
+// file not due for a look).
+func (a *Agent) idleSkip(path string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	il := a.idle[path]
+	if il == nil {
+		return false
+	}
+	il.scan = a.scanN
+	return time.Now().Before(il.next)
+}
+
+// noteIdle records that path, read to its end, has size.
+func (a *Agent) noteIdle(path string, size int64) {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	il := a.idle[path]
+	if il == nil || il.size != size {
+		il = &idleLook{size: size, since: now}
+		a.idle[path] = il
+	}
+	il.scan = a.scanN
+	if now.Sub(il.since) >= idleSlowAfter {
+		il.next = now.Add(idleLookEvery)
+	}
+}
+
+// sweepIdle forgets the idle files the last scan did not match.
+func (a *Agent) sweepIdle() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for p, il := range a.idle {
+		if il.scan != a.scanN {
+			delete(a.idle, p)
+		}
+	}
+}
+
 // forgetPathLocked removes path's per-file series (metrics.forgetPath) once
 // no harvester has it open and no shelved file is kept under it: a file
 // parked between its turns keeps its series (re-created every turn, they
