@@ -432,9 +432,28 @@ func (a *Agent) sweepShelf(ctx context.Context) {
 	// parked more than slotRevisit and two scans ago has not grown
 	// since, or it would be queued again). Crowded: more than slots.
 	live := len(a.open) + n
+	var cooled []string
 	for _, sh := range a.shelf {
-		if sh.s != nil && sh.queuedAt.IsZero() && now.Sub(sh.parkedAt) < slotRevisit+2*a.cfg.ScanInterval.Duration {
+		if sh.s == nil || !sh.queuedAt.IsZero() {
+			continue
+		}
+		if now.Sub(sh.parkedAt) < slotRevisit+2*a.cfg.ScanInterval.Duration {
 			live++
+			continue
+		}
+		// No longer taking turns: what a turn reuses (its head, its
+		// logger, its series) is let go, so that an idle file costs
+		// little (10,000 idle files kept 10 MB of heads and 30,000
+		// series, above the soft memory limit: the GC ran without
+		// pause).
+		if sh.head != nil || sh.log != nil {
+			sh.head, sh.log = nil, nil
+			cooled = append(cooled, sh.path)
+		}
+	}
+	for _, p := range cooled {
+		if a.pathRefs[p] == 0 {
+			a.m.forgetPath(p)
 		}
 	}
 	a.crowded.Store(n > 0 || live > a.cfg.MaxOpenFiles)
