@@ -36,7 +36,7 @@ func benchRecords(t *testing.T, n int) []kgo.Record {
 		}
 		recs[i] = kgo.Record{Topic: benchTopic, Partition: int32(i % 6), Key: append([]byte(nil), res.Key...), Value: v,
 			Timestamp: res.Time.Truncate(time.Millisecond),
-			Headers: []kgo.RecordHeader{{Key: "host", Value: []byte("bench")}, {Key: "log_file", Value: []byte("/x/access.log")}, {Key: "format", Value: []byte("custom")}}}
+			Headers:   []kgo.RecordHeader{{Key: "host", Value: []byte("bench")}, {Key: "log_file", Value: []byte("/x/access.log")}, {Key: "format", Value: []byte("custom")}}}
 	}
 	return recs
 }
