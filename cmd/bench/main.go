@@ -183,6 +183,9 @@ type result struct {
 	// (ceiling.go): 1 yes, -1 no, 0 not compared (the capturing run, or no
 	// Kafka).
 	same int8
+	// first is how long after its start the agent's first record was in
+	// Kafka (start-up, first scan and read, the first produce).
+	first time.Duration
 }
 
 func (r result) rate() float64       { return float64(r.lines) / r.dur.Seconds() }
@@ -358,6 +361,9 @@ func (r result) line() string {
 	}
 	if r.machineBusy > 0 {
 		broker += fmt.Sprintf(", machine %3.0f%% of %d cores busy", 100*r.machineBusy/float64(runtime.NumCPU()), runtime.NumCPU())
+	}
+	if r.first > 0 {
+		broker += fmt.Sprintf(", first record after %.2fs", r.first.Seconds())
 	}
 	switch r.same {
 	case 1:

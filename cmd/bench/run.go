@@ -328,6 +328,9 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	}
 	res.dur = time.Since(start)
 	res.lines = n
+	if !w.firstAt.IsZero() {
+		res.first = w.firstAt.Sub(start)
+	}
 	u.end(&res)
 	kafkaProc.stopProfile()
 	profWG.Wait()
@@ -410,6 +413,7 @@ type waiter struct {
 	metrics    string
 
 	inKafka       int64
+	firstAt       time.Time // when the first record was seen in Kafka
 	spooled       float64
 	batches       float64
 	lastScrape    time.Time
@@ -423,6 +427,9 @@ func (w *waiter) done(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("kafka end offsets: %w", err)
 		}
 		w.inKafka = n
+		if n > 0 && w.firstAt.IsZero() {
+			w.firstAt = time.Now()
+		}
 		if n > w.n {
 			return false, fmt.Errorf("kafka has %d records, more than the %d lines", n, w.n)
 		}
