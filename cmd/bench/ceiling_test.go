@@ -118,3 +118,19 @@ func TestUploadObjects(t *testing.T) {
 		t.Errorf("%d objects for %d bytes of events at batch_max_bytes %d: want at least %d", objects, total, cfg.BatchMaxBytes, want)
 	}
 }
+
+// The ratio to the own ceiling pairs each run with its own ceiling run:
+// a slow run under load is compared with a ceiling measured under the
+// same load, not with the fastest ceiling.
+func TestOwnRatioPairsRuns(t *testing.T) {
+	r := func(rate float64) result { return result{lines: int(rate), dur: time.Second} }
+	agent := []result{r(100), r(400), r(300)}
+	ceil := []result{r(125), r(500), r(1000)}
+	x, ok := ownRatio(agent, ceil)
+	if !ok || x != 0.8 {
+		t.Errorf("ownRatio = %v, %v; want 0.8 (the median of 0.8, 0.8, 0.3)", x, ok)
+	}
+	if _, ok := ownRatio(agent, ceil[:2]); ok {
+		t.Error("ownRatio with a ceiling run missing gave a ratio")
+	}
+}

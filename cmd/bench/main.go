@@ -390,6 +390,11 @@ func median(rs []result, f func(result) float64) float64 {
 	for i, r := range rs {
 		v[i] = f(r)
 	}
+	return medianOf(v)
+}
+
+// medianOf sorts v and returns its median.
+func medianOf(v []float64) float64 {
 	sort.Float64s(v)
 	if len(v)%2 == 1 {
 		return v[len(v)/2]
@@ -437,18 +442,18 @@ func printTable(o options, cases []benchCase, ceiling []result, ceilings, result
 		}
 		return s
 	}
-	fmt.Printf("\nmedians of %d runs, %d lines; x own: lines/s over the case's own ceiling (the row under it: a bare franz-go producer\n", o.runs, o.lines)
+	fmt.Printf("\nmedians of %d runs, %d lines; x own: the median of each run's lines/s over its own ceiling's (the row under it: a bare franz-go producer\n", o.runs, o.lines)
 	fmt.Printf("of the agent's own records, preloaded, with the sink's producer options; with S3 also a bare gzip uploader of the same\n")
 	fmt.Printf("events); x raw: over the bare producer of the raw lines. Ceilings' RSS holds the preloaded records.\n")
 	const rowf = "%-14s %-22s %10s %6s %6s %9s %11s %8s %6s %7s  %-5s %s\n"
 	fmt.Printf(rowf, "case", "sinks", "lines/s", "x own", "x raw", "CPU s/1M", "lines/CPU-s", "RSS MiB", "broker", "machine", "check", "records")
-	row := func(name, desc string, rs []result, own, raw float64) {
-		fmt.Printf(rowf, name, desc, fmt.Sprintf("%.0f", median(rs, rate)), ratio(median(rs, rate), own), ratio(median(rs, rate), raw),
+	row := func(name, desc string, rs []result, own string, raw float64) {
+		fmt.Printf(rowf, name, desc, fmt.Sprintf("%.0f", median(rs, rate)), own, ratio(median(rs, rate), raw),
 			fmt.Sprintf("%.2f", median(rs, cpuPerM)), fmt.Sprintf("%.0f", median(rs, per)), fmt.Sprintf("%.1f", median(rs, rss)),
 			brk(rs), busy(rs), okText(rs), same(rs))
 	}
 	if len(ceiling) > 0 {
-		row("raw ceiling", "bare franz-go, raw", ceiling, 0, rawRate)
+		row("raw ceiling", "bare franz-go, raw", ceiling, "-", rawRate)
 	}
 	for _, c := range cases {
 		rs := results[c.name]
@@ -458,9 +463,13 @@ func printTable(o options, cases []benchCase, ceiling []result, ceilings, result
 			continue
 		}
 		cs := ceilings[c.name]
-		row(c.name, c.describe(), rs, median(cs, rate), rawRate)
+		own := "-"
+		if x, ok := ownRatio(rs, cs); ok {
+			own = fmt.Sprintf("%.2f", x)
+		}
+		row(c.name, c.describe(), rs, own, rawRate)
 		if len(cs) > 0 {
-			row("  ceiling", "bare, same records", cs, 0, rawRate)
+			row("  ceiling", "bare, same records", cs, "-", rawRate)
 		}
 	}
 	var notes []string
@@ -479,8 +488,7 @@ func printTable(o options, cases []benchCase, ceiling []result, ceilings, result
 		}
 		switch c.name {
 		case "kafka":
-			if cs := ceilings[c.name]; len(cs) > 0 {
-				x := median(rs, rate) / median(cs, rate)
+			if x, ok := ownRatio(rs, ceilings[c.name]); ok {
 				target("kafka, no compression >= 0.8 x its own ceiling (issue 18)", x >= 0.8, fmt.Sprintf("%.2f", x))
 			}
 			target("kafka, no compression >= 370,000 lines/CPU-s (issue 18)", median(rs, per) >= 370_000, fmt.Sprintf("%.0f", median(rs, per)))
@@ -498,6 +506,20 @@ func printTable(o options, cases []benchCase, ceiling []result, ceilings, result
 	target("peak RSS <= 64 MiB in every case", maxRSS <= 64, fmt.Sprintf("max %.1f MiB", maxRSS))
 	fmt.Println("\ntargets (2 cores):")
 	fmt.Println(strings.Join(notes, "\n"))
+}
+
+// ownRatio is the median over the runs of each run's lines/s over its own
+// ceiling's, measured right after it: the machine is shared, and a
+// ratio of two medians would pair runs made under different loads.
+func ownRatio(rs, cs []result) (float64, bool) {
+	if len(cs) == 0 || len(cs) != len(rs) {
+		return 0, false
+	}
+	x := make([]float64, len(rs))
+	for i := range rs {
+		x[i] = rs[i].rate() / cs[i].rate()
+	}
+	return medianOf(x), true
 }
 
 func okText(rs []result) string {
