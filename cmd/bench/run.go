@@ -29,6 +29,11 @@ type bencher struct {
 	tl   *tools
 	dir  string
 	data string
+	// records are the agent's records of each kind, captured by its first
+	// Kafka run of that kind (ceiling.go).
+	records map[string]*recordSet
+	// cityDB and asnDB are the generator's databases (kafka-enrich).
+	cityDB, asnDB string
 }
 
 // checkFormat parses the first lines of the data with the agent's parser,
@@ -101,6 +106,45 @@ force_path_style = true
 // uploaded when the agent stops, before the bucket is checked.
 const s3BatchAge = "batch_max_age = \"1s\"\n"
 
+// config is the agent's config for case c with these servers (brokers,
+// S3 endpoint, registry URL), metrics address, pprof line and input file.
+// The ceiling of the case reads its [sinks.kafka] and [sinks.s3] tables.
+func (b *bencher) config(c benchCase, rdir, brokers, endpoint, registryURL, metrics, pprofLine, input string) string {
+	cfg := fmt.Sprintf(agentConfig, filepath.Join(rdir, "data"), metrics, pprofLine, tomlLines(b.o.agentTOML), input, benchFormat)
+	if c.kafka {
+		cfg += fmt.Sprintf(kafkaConfig, brokers, benchTopic, c.compression, dlqTopic, tomlLines(b.o.kafkaTOML))
+		if c.avro {
+			cfg += fmt.Sprintf("value_format = \"avro\"\n[sinks.kafka.schema_registry]\nurl = %q\n", registryURL)
+		}
+	}
+	if c.s3 {
+		age := s3BatchAge
+		if c.paced {
+			age = ""
+		}
+		cfg += fmt.Sprintf(s3Config, s3Bucket, s3Region, endpoint, age, tomlLines(b.o.s3TOML))
+	}
+	if e := b.enrichKeys(c); e != "" {
+		cfg += "\n[enrich]\n" + e
+	}
+	return cfg
+}
+
+// enrichKeys is the [enrich] table of case c: -enrich-toml for every case
+// when given; else, for kafka-enrich, the generator's databases
+// (enrichdb.go) with client_ip from X-Forwarded-For past private proxies
+// and user agents.
+func (b *bencher) enrichKeys(c benchCase) string {
+	if b.o.enrichTOML != "" {
+		return tomlLines(b.o.enrichTOML)
+	}
+	if c.enrich {
+		return fmt.Sprintf("client_ip_header = \"x_forwarded_for\"\ntrusted_proxies = [\"10.0.0.0/8\", \"172.16.0.0/12\"]\ngeoip_database = %q\nasn_database = %q\nuser_agent = true\n",
+			b.cityDB, b.asnDB)
+	}
+	return ""
+}
+
 // agent runs one case once. With profile set ("PATH?seconds=N") it also
 // serves pprof and writes a CPU profile of the first N seconds to PATH.
 func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile string) (res result, err error) {
@@ -129,14 +173,14 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		kafkaProc = p
 		brokers = strings.Split(addr, ",")[0]
 	}
-	registryTOML := ""
+	registryURL := ""
 	if c.avro {
 		p, url, err := startRegistry(b.tl, rdir)
 		if err != nil {
 			return res, err
 		}
 		defer p.stop()
-		registryTOML = fmt.Sprintf("value_format = \"avro\"\n[sinks.kafka.schema_registry]\nurl = %q\n", url)
+		registryURL = url
 	}
 	if c.s3 {
 		p, ep, err := startS3(b.tl, rdir)
@@ -163,21 +207,7 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		}
 		n = b.o.pacedRate * int(b.o.pacedFor/time.Second)
 	}
-	cfg := fmt.Sprintf(agentConfig, filepath.Join(rdir, "data"), metrics, pprofLine, tomlLines(b.o.agentTOML), input, benchFormat)
-	if c.kafka {
-		cfg += fmt.Sprintf(kafkaConfig, brokers, benchTopic, c.compression, dlqTopic, tomlLines(b.o.kafkaTOML))
-		cfg += registryTOML
-	}
-	if c.s3 {
-		age := s3BatchAge
-		if c.paced {
-			age = ""
-		}
-		cfg += fmt.Sprintf(s3Config, s3Bucket, s3Region, endpoint, age, tomlLines(b.o.s3TOML))
-	}
-	if b.o.enrichTOML != "" {
-		cfg += "\n[enrich]\n" + tomlLines(b.o.enrichTOML)
-	}
+	cfg := b.config(c, rdir, brokers, endpoint, registryURL, metrics, pprofLine, input)
 	cfgPath := filepath.Join(rdir, "nginx-shipper.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return res, err
@@ -298,6 +328,9 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 	}
 	res.dur = time.Since(start)
 	res.lines = n
+	if !w.firstAt.IsZero() {
+		res.first = w.firstAt.Sub(start)
+	}
 	u.end(&res)
 	kafkaProc.stopProfile()
 	profWG.Wait()
@@ -338,7 +371,28 @@ func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile str
 		if c.avro {
 			mode = seqAvro
 		}
-		errs = append(errs, verifyKafka(ctx, []string{brokers}, benchTopic, b.o.partitions, n, mode))
+		// The first run of a kind captures its records for the ceiling;
+		// the others are compared with them.
+		var capture *recordWriter
+		k := b.kind(c)
+		if !c.paced && b.records[k] == nil {
+			path := filepath.Join(b.dir, "records-"+strings.ReplaceAll(k, "+", "-")+".bin")
+			if capture, err = newRecordWriter(path); err != nil {
+				return res, err
+			}
+		}
+		sum, e := verifyKafka(ctx, []string{brokers}, benchTopic, b.o.partitions, n, mode, capture)
+		if capture != nil {
+			if cerr := capture.close(); cerr != nil {
+				return res, fmt.Errorf("writing the captured records: %w", cerr)
+			}
+			if e == nil {
+				b.records[k] = &recordSet{path: capture.f.Name(), n: capture.n, sum: capture.sum}
+			}
+		} else if rs := b.records[k]; e == nil && rs != nil && !c.paced {
+			res.same = sameRecords(sum == rs.sum)
+		}
+		errs = append(errs, e)
 	}
 	if c.s3 {
 		_, e := verifyS3(ctx, endpoint, n)
@@ -359,6 +413,7 @@ type waiter struct {
 	metrics    string
 
 	inKafka       int64
+	firstAt       time.Time // when the first record was seen in Kafka
 	spooled       float64
 	batches       float64
 	lastScrape    time.Time
@@ -372,6 +427,9 @@ func (w *waiter) done(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("kafka end offsets: %w", err)
 		}
 		w.inKafka = n
+		if n > 0 && w.firstAt.IsZero() {
+			w.firstAt = time.Now()
+		}
 		if n > w.n {
 			return false, fmt.Errorf("kafka has %d records, more than the %d lines", n, w.n)
 		}
@@ -532,7 +590,7 @@ func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	res.lines, res.dur, res.rssKiB = b.o.lines, done, hwm.peak()
 	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, seqRaw)
+	_, res.check = verifyKafka(ctx, []string{broker}, benchTopic, b.o.partitions, b.o.lines, seqRaw, nil)
 	return res, nil
 }
 
@@ -546,8 +604,15 @@ func produceMain(args []string) error {
 	linger := fs.Duration("linger", -1, "kgo.ProducerLinger (-1: default)")
 	maxBuf := fs.Int("max-buffered", 0, "kgo.MaxBufferedRecords (0: default)")
 	batch := fs.Int("batch-max-bytes", 0, "kgo.ProducerBatchMaxBytes (0: default)")
+	cfgPath := fs.String("config", "", "with -records: the agent's config, whose [sinks.kafka] and [sinks.s3] say how to produce and upload")
+	recPath := fs.String("records", "", "the records the agent sent (captured by the bench), instead of -file's raw lines")
+	withKafka := fs.Bool("kafka", false, "with -records: produce them")
+	withS3 := fs.Bool("s3", false, "with -records: upload their values as [sinks.s3] objects")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *recPath != "" {
+		return produceRecordsMain(*cfgPath, *recPath, *withKafka, *withS3)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(*broker), kgo.DefaultProduceTopic(*topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression())}

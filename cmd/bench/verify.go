@@ -145,10 +145,17 @@ const (
 )
 
 // verifyKafka consumes the whole topic and checks that each of the n lines
-// is in it exactly once.
-func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, mode int) error {
+// is in it exactly once. It returns the sum of the records' hashes
+// (recordHash), and writes each record to capture unless it is nil.
+func verifyKafka(ctx context.Context, brokers []string, topic string, partitions, n int, mode int, capture *recordWriter) (uint64, error) {
 	t := newTally(n)
+	var sum uint64
 	err := consumeAll(ctx, brokers, topic, partitions, func(r *kgo.Record) {
+		if capture != nil {
+			capture.add(r)
+		} else {
+			sum += recordHash(r)
+		}
 		switch mode {
 		case seqRaw:
 			t.add(rawSeq(r.Value))
@@ -159,9 +166,12 @@ func verifyKafka(ctx context.Context, brokers []string, topic string, partitions
 		}
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return t.check("kafka topic " + topic)
+	if capture != nil {
+		sum = capture.sum
+	}
+	return sum, t.check("kafka topic " + topic)
 }
 
 // consumeAll hands each record of the topic, up to its end offsets when

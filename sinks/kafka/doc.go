@@ -114,4 +114,10 @@
 //
 // Check connects to every seed and advertised broker and checks the topics
 // exist; `validate --connect` and start-up call it.
+//
+// # A bare producer like the sink
+//
+// ProducerOptions gives the franz-go options the sink produces with for a
+// config (the budget as franz-go's own blocking limits), so that a bare
+// client produces exactly as the sink does: cmd/bench's fair ceiling.
 package kafka

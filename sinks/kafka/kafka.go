@@ -136,7 +136,35 @@ func newSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, extra ...k
 // clientOpts are the franz-go options for the main client (and, with other
 // seeds, the clients Check uses).
 func (s *Sink) clientOpts() ([]kgo.Opt, error) {
-	c := &s.cfg
+	opts, err := producerOpts(&s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, kgo.WithLogger(kgoLogger{s.log}), kgo.WithHooks(hooks{s.m, &s.h})), nil
+}
+
+// ProducerOptions are the franz-go options the sink produces with for cfg
+// (after Defaults and Validate): brokers, TLS and SASL, acks=all with the
+// idempotent producer, compression (our own lz4 frames for lz4), batch size,
+// linger, partitioner, request timeout, with the sink's budget
+// (max_buffered_records, max_buffered_bytes) as franz-go's own blocking
+// limits. For a bare producer that must produce exactly as the sink does:
+// cmd/bench's fair ceiling. The sink itself lifts franz-go's limits and
+// applies the budget in Send instead (see doc.go).
+func ProducerOptions(cfg Config) ([]kgo.Opt, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := producerOpts(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, kgo.MaxBufferedRecords(cfg.MaxBufferedRecords), kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes))), nil
+}
+
+// producerOpts are clientOpts without the sink's logger and hooks.
+func producerOpts(c *Config) ([]kgo.Opt, error) {
 	comp, err := compression(c.Compression)
 	if err != nil {
 		return nil, err
@@ -149,8 +177,6 @@ func (s *Sink) clientOpts() ([]kgo.Opt, error) {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.DialTimeout(c.DialTimeout.Duration),
-		kgo.WithLogger(kgoLogger{s.log}),
-		kgo.WithHooks(hooks{s.m, &s.h}),
 		// Delivery: acks=all with the idempotent producer (franz-go's
 		// default with acks=all), unlimited retries and no delivery
 		// timeout, so a broker outage is waited out, never dropped.
