@@ -100,7 +100,7 @@ func BenchmarkUAParse(b *testing.B) {
 }
 
 // BenchmarkGeoCached is the GeoIP + ASN step of a line from an address
-// seen before: one address-cache hit.
+// seen before: one network-cache hit (its /24).
 func BenchmarkGeoCached(b *testing.B) {
 	x := newBenchEnv(b, Config{})
 	a, _ := parseAddr([]byte("81.2.69.142"))

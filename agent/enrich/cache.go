@@ -118,40 +118,40 @@ func (c geoCache) get(k geoKey) (frag, bool) {
 		}
 	}
 	s.mu.Unlock()
-	c.found(ok)
 	return e.v, ok
 }
 
 func (c geoCache) set(k geoKey, v frag) { c.put(c.shard(c.hash(k)), k, v) }
 
-// addrCache maps a client address to its rendered geo fragment ("" when no
-// database knows it), in front of the tree walks: clients repeat.
-type addrCache struct{ *fragCache[netip.Addr] }
+// netCache maps a block of client addresses to its rendered geo fragment
+// ("" when no database knows it), in front of the tree walks: clients
+// repeat, and the addresses of one network share its fragment.
+type netCache struct{ *fragCache[netip.Prefix] }
 
-func newAddrCache(capacity int) addrCache { return addrCache{newFragCache[netip.Addr](capacity)} }
+func newNetCache(capacity int) netCache { return netCache{newFragCache[netip.Prefix](capacity)} }
 
-func (c addrCache) hash(a netip.Addr) uint64 {
-	b := a.As16()
+func (c netCache) hash(p netip.Prefix) uint64 {
+	b := p.Addr().As16()
 	hi := binary.LittleEndian.Uint64(b[:8])
-	lo := binary.LittleEndian.Uint64(b[8:])
+	lo := binary.LittleEndian.Uint64(b[8:]) + uint64(p.Bits())
 	return (hi*0x9E3779B97F4A7C15 ^ lo*0xBF58476D1CE4E5B9) >> 32
 }
 
-func (c addrCache) get(a netip.Addr) (frag, bool) {
-	s := c.shard(c.hash(a))
+// get does not count: geoFrag counts a lookup once, over its blocks.
+func (c netCache) get(p netip.Prefix) (frag, bool) {
+	s := c.shard(c.hash(p))
 	s.mu.Lock()
-	e, ok := s.cur[a]
+	e, ok := s.cur[p]
 	if !ok {
-		if e, ok = s.prev[a]; ok {
+		if e, ok = s.prev[p]; ok {
 			c.promote(s, e)
 		}
 	}
 	s.mu.Unlock()
-	c.found(ok)
 	return e.v, ok
 }
 
-func (c addrCache) set(a netip.Addr, v frag) { c.put(c.shard(c.hash(a)), a, v) }
+func (c netCache) set(p netip.Prefix, v frag) { c.put(c.shard(c.hash(p)), p, v) }
 
 // uaCache is keyed by the user-agent string (cut to maxUALen). A lookup
 // with a []byte key converts in the map index expression, which the

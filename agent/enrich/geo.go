@@ -96,15 +96,24 @@ func public(a netip.Addr) bool {
 		!a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() && !a.IsLinkLocalMulticast()
 }
 
-// generation is one pair of open databases and the geo cache filled from
-// them. It is replaced whole on reload; the old one's mmaps are released
-// by maxminddb's cleanup when the last line using it is done.
+// generation is one pair of open databases and the geo caches filled
+// from them. It is replaced whole on reload; the old one's mmaps are
+// released by maxminddb's cleanup when the last line using it is done.
 type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
-	cache        geoCache  // by record offsets: fragments shared by a network's addresses
-	addrs        addrCache // by address, in front of the tree walks
+	cache        geoCache // by record offsets: fragments shared by a network's addresses
+	nets         netCache // by address block, in front of the tree walks
 }
+
+// The block sizes of the network cache, shortest first: an address's
+// fragment is cached under its /24 (IPv4) or /48 (IPv6) when the network
+// the databases place it in holds that whole block, else under the next
+// longer block that fits, down to the address itself.
+var (
+	blocks4 = [...]int{24, 32}
+	blocks6 = [...]int{48, 64, 128}
+)
 
 // geoFrag returns the "geo" fragments for address a: the JSON member
 // (with its leading comma; "" when no database knows a) and the Avro union
@@ -114,12 +123,31 @@ func (g *generation) geoFrag(a netip.Addr) frag {
 	if !public(a) || g.geo == nil && g.asn == nil {
 		return noGeo
 	}
-	if f, ok := g.addrs.get(a); ok {
-		return f
+	blocks := blocks6[:]
+	if a.Is4() {
+		blocks = blocks4[:]
 	}
-	f := g.lookup(a)
-	g.addrs.set(a, f)
+	for _, b := range blocks {
+		if f, ok := g.nets.get(netKey(a, b)); ok {
+			g.nets.found(true)
+			return f
+		}
+	}
+	g.nets.found(false)
+	f, bits := g.lookup(a)
+	for _, b := range blocks {
+		if b >= bits {
+			g.nets.set(netKey(a, b), f)
+			break
+		}
+	}
 	return f
+}
+
+// netKey is a's block of b bits.
+func netKey(a netip.Addr, b int) netip.Prefix {
+	p, _ := a.Prefix(b)
+	return p
 }
 
 // noGeo is the fragment of an address no database knows.
@@ -132,24 +160,33 @@ func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
 }
 
 // lookup walks the databases' trees for a and returns its fragment from
-// the record cache, rendering it on a miss; noGeo when no database knows a.
-func (g *generation) lookup(a netip.Addr) frag {
+// the record cache, rendering it on a miss (noGeo when no database knows
+// a), and the length of the network in which every address has the same
+// fragment: the longer of the two databases' networks of a (each holds a,
+// so one holds the other), whether they found a record or not.
+func (g *generation) lookup(a netip.Addr) (frag, int) {
 	k := geoKey{notFound, notFound}
+	bits := 0
 	var rg, ra maxminddb.Result
 	if g.geo != nil {
-		if rg = g.geo.Lookup(a); rg.Found() {
+		rg = g.geo.Lookup(a)
+		bits = max(bits, netBits(a, rg))
+		if rg.Found() {
 			k.city = rg.Offset()
 		}
 	}
 	if g.asn != nil {
-		if ra = g.asn.Lookup(a); ra.Found() {
+		ra = g.asn.Lookup(a)
+		bits = max(bits, netBits(a, ra))
+		if ra.Found() {
 			k.asn = ra.Offset()
 		}
 	}
 	if k.city == notFound && k.asn == notFound {
-		return noGeo
+		return noGeo, bits
 	}
 	f, ok := g.cache.get(k)
+	g.cache.found(ok)
 	if !ok {
 		var gf geoFields
 		if k.city != notFound {
@@ -161,7 +198,22 @@ func (g *generation) lookup(a netip.Addr) frag {
 		f = frag{json: string(gf.append(nil)), avro: string(gf.appendAvro(nil))}
 		g.cache.set(k, f)
 	}
-	return f
+	return f, bits
+}
+
+// netBits is the length, in a's family, of the network res holds for a:
+// an IPv4 address in a part of an IPv6 tree above its IPv4 subtree is in a
+// network of all IPv4 (0). A failed lookup (an IPv6 address in an
+// IPv4-only database) counts for the address alone.
+func netBits(a netip.Addr, res maxminddb.Result) int {
+	if res.Err() != nil {
+		return a.BitLen()
+	}
+	p := res.Prefix()
+	if p.Addr().Is4() != a.Is4() {
+		return 0
+	}
+	return p.Bits()
 }
 
 // geoFields are the members of "geo"; set* say which are known.
