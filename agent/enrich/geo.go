@@ -1,8 +1,11 @@
 package enrich
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -38,17 +41,19 @@ func statID(path string) (fileID, error) {
 }
 
 // openDB opens and checks an mmdb file; the error names key. The check
-// walks the whole search tree, which checks every node and every pointer
-// to a record (maxminddb refuses one outside the data section), and
-// decodes records into what the lines read (mmRecord): every one of a
-// small database, one in checkSample of a large one (a real City
-// database has millions of networks and hundreds of thousands of records:
-// decoding them all took seconds of CPU at every start and reload). So a
-// truncated or corrupt file is refused here, not found line by line; a
-// record the sample missed that does not decode gives no geo.
-// maxminddb's own Verify is stricter than the format and refuses real
-// databases (the ip-location-db files have an empty description), so it
-// is not used.
+// reads the whole search tree once, front to back, and checks that every
+// record of every node is a node, empty, or a pointer into the data
+// section (so no lookup can leave the file or the tree), then decodes
+// records into what the lines read (mmRecord): every record of a small
+// database, the first checkAll and then one in checkSample of a large one
+// (a real City database has millions of networks and hundreds of
+// thousands of records: walking its networks and decoding every record
+// took more than 5 s of CPU at every start and reload; the scan takes
+// well under a second). So a truncated or corrupt file is refused here, not
+// found line by line; a record the sample missed that does not decode
+// gives no geo. maxminddb's own Verify is stricter than the format and
+// refuses real databases (the ip-location-db files have an empty
+// description), so it is not used.
 func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
 	id, err := statID(path)
 	if err != nil {
@@ -58,7 +63,7 @@ func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: not a readable MaxMind DB (.mmdb) file: %w", key, path, err)
 	}
-	if err := checkDB(r); err != nil {
+	if err := checkDB(r, path); err != nil {
 		r.Close()
 		return nil, fileID{}, fmt.Errorf("%s = %q: corrupt MaxMind DB: %w", key, path, err)
 	}
@@ -69,30 +74,105 @@ func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
 // checkSample.
 const (
 	checkAll    = 4096
-	checkSample = 64
+	checkSample = 1024
 )
 
-func checkDB(r *maxminddb.Reader) error {
-	if r.Metadata.NodeCount == 0 {
+// metadataMarker starts an mmdb file's metadata, at most 128 KiB from its
+// end.
+var metadataMarker = []byte("\xAB\xCD\xEFMaxMind.com")
+
+func checkDB(r *maxminddb.Reader, path string) error {
+	md := r.Metadata
+	if md.NodeCount == 0 {
 		return errors.New("no search tree")
 	}
-	last := notFound
-	n := 0
-	for res := range r.Networks() {
-		if err := res.Err(); err != nil {
-			return err
+	nodeBytes := int64(md.RecordSize) / 4
+	switch md.RecordSize {
+	case 24, 28, 32:
+	default:
+		return fmt.Errorf("record size %d", md.RecordSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	treeSize := int64(md.NodeCount) * nodeBytes
+	// The data section lies between the tree (and its 16-byte separator)
+	// and the metadata.
+	tail := min(size, 128<<10)
+	buf := make([]byte, tail)
+	if _, err := f.ReadAt(buf, size-tail); err != nil {
+		return err
+	}
+	m := bytes.LastIndex(buf, metadataMarker)
+	if m < 0 {
+		return errors.New("no metadata")
+	}
+	dataSize := size - tail + int64(m) - treeSize - 16
+	if dataSize < 0 {
+		return errors.New("the search tree is longer than the file")
+	}
+	nodes := uint64(md.NodeCount)
+	var offsets []uintptr // of the records to decode
+	seen := 0
+	last := uint64(0)
+	check := func(v uint64) error {
+		if v <= nodes {
+			return nil // a node, or empty
 		}
-		off := res.Offset()
-		if off == last {
-			continue // the networks of one record are often adjacent
+		off := v - nodes - 16
+		if off >= uint64(dataSize) {
+			return fmt.Errorf("a record points past the data section (%d >= %d)", off, dataSize)
 		}
-		last = off
-		n++
-		if n > checkAll && n%checkSample != 0 {
-			continue
+		if v != last {
+			last = v
+			seen++
+			if seen <= checkAll || seen%checkSample == 0 {
+				offsets = append(offsets, uintptr(off))
+			}
 		}
-		var m mmRecord
-		if err := res.Decode(&m); err != nil {
+		return nil
+	}
+	rd := io.NewSectionReader(f, 0, treeSize)
+	chunk := make([]byte, nodeBytes<<16)
+	for i := uint64(0); i < nodes; {
+		k := min(nodes-i, 1<<16)
+		b := chunk[:int64(k)*nodeBytes]
+		if _, err := io.ReadFull(rd, b); err != nil {
+			return fmt.Errorf("search tree: %w", err)
+		}
+		for ; len(b) > 0; b, i = b[nodeBytes:], i+1 {
+			var left, right uint64
+			switch md.RecordSize {
+			case 24:
+				left = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+				right = uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
+			case 28:
+				left = uint64(b[3]&0xF0)<<20 | uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+				right = uint64(b[3]&0x0F)<<24 | uint64(b[4])<<16 | uint64(b[5])<<8 | uint64(b[6])
+			case 32:
+				left = uint64(binary.BigEndian.Uint32(b[:4]))
+				right = uint64(binary.BigEndian.Uint32(b[4:8]))
+			}
+			if left > nodes || right > nodes {
+				if err := check(left); err != nil {
+					return fmt.Errorf("node %d: %w", i, err)
+				}
+				if err := check(right); err != nil {
+					return fmt.Errorf("node %d: %w", i, err)
+				}
+			}
+		}
+	}
+	for _, off := range offsets {
+		var rec mmRecord
+		if err := r.LookupOffset(off).Decode(&rec); err != nil {
 			return fmt.Errorf("record at offset %d: %w", off, err)
 		}
 	}

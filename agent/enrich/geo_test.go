@@ -3,9 +3,13 @@ package enrich
 import (
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
+	"github.com/oschwald/maxminddb-golang/v2"
 )
 
 // TestNetCacheExact: the network cache serves every address the fragment
@@ -109,5 +113,51 @@ func TestNetCacheUnknownFamily(t *testing.T) {
 	}
 	if g := geoOf(t, e, "81.2.70.1"); g != nil {
 		t.Errorf("81.2.70.1: geo %v, want none", g)
+	}
+}
+
+// TestCheckDBCorrupt: the open check refuses a search tree with a record
+// pointing past the data section, and records that do not decode, naming
+// the key.
+func TestCheckDBCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	good := enrichtest.CityDB(t, dir)
+	r, err := maxminddb.Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	treeSize := int(r.Metadata.NodeCount) * int(r.Metadata.RecordSize) / 4
+	r.Close()
+	full, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Config{GeoIPDatabase: good}).Validate(); err != nil {
+		t.Fatalf("the good database: %v", err)
+	}
+	for name, corrupt := range map[string]func(b []byte){
+		"tree": func(b []byte) { // the last node's records point far past the data
+			for i := treeSize - int(r.Metadata.RecordSize)/4; i < treeSize; i++ {
+				b[i] = 0xFF
+			}
+		},
+		"data": func(b []byte) { // the records are garbage
+			for i := treeSize + 16; i < treeSize+16+64 && i < len(b); i++ {
+				b[i] = 0xEE
+			}
+		},
+	} {
+		b := append([]byte(nil), full...)
+		corrupt(b)
+		path := filepath.Join(dir, name+".mmdb")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := (&Config{GeoIPDatabase: path}).Validate()
+		if err == nil || !strings.Contains(err.Error(), "enrich.geoip_database") {
+			t.Errorf("%s corrupted: Validate = %v, want an error naming enrich.geoip_database", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 }
