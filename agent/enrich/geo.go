@@ -193,7 +193,7 @@ type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
 	cache        geoCache // by record offsets: fragments shared by a network's addresses
-	nets         netCache // by address block, in front of the tree walks
+	nets         *netCache // by address block, in front of the tree walks
 }
 
 // The block sizes of the network cache, shortest first: an address's
@@ -218,7 +218,7 @@ func (g *generation) geoFrag(a netip.Addr) frag {
 		blocks = blocks4[:]
 	}
 	for _, b := range blocks {
-		if f, ok := g.nets.get(netKey(a, b)); ok {
+		if f, ok := g.nets.get(blockKey(a, b)); ok {
 			g.nets.found(true)
 			return f
 		}
@@ -227,17 +227,11 @@ func (g *generation) geoFrag(a netip.Addr) frag {
 	f, bits := g.lookup(a)
 	for _, b := range blocks {
 		if b >= bits {
-			g.nets.set(netKey(a, b), f)
+			g.nets.set(blockKey(a, b), f)
 			break
 		}
 	}
 	return f
-}
-
-// netKey is a's block of b bits.
-func netKey(a netip.Addr, b int) netip.Prefix {
-	p, _ := a.Prefix(b)
-	return p
 }
 
 // noGeo is the fragment of an address no database knows.
