@@ -243,3 +243,36 @@ func TestWriteGeneratorDBs(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrichGeneratorCachedNoAlloc: on the generator's lines, once their
+// clients and user agents are cached, enrichment allocates nothing per
+// line: in place, as a copy, and in Avro.
+func TestEnrichGeneratorCachedNoAlloc(t *testing.T) {
+	x := newEnrichRig(t, 20000)
+	for i := range x.lines {
+		x.do(t, i, enrichInPlace) // warm the caches
+	}
+	i := 0
+	for _, mode := range []int{enrichInPlace, enrichCopy} {
+		if allocs := testing.AllocsPerRun(len(x.lines), func() { x.do(t, i, mode); i++ }); allocs != 0 {
+			t.Errorf("mode %d: %v allocations per line, want 0", mode, allocs)
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	meta := parser.Meta{Host: "web-1", File: "/var/log/nginx/access.log"}
+	allocs := testing.AllocsPerRun(len(x.lines), func() {
+		line := x.lines[i%len(x.lines)]
+		i++
+		v, err := x.p.ParseAvro(buf[:0], line, meta, &x.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = x.e.AppendAvro(v, x.b, &x.st, line, &x.r)
+	})
+	if allocs != 0 {
+		t.Errorf("Avro: %v allocations per line, want 0", allocs)
+	}
+	if s := x.e.Stats(); s.GeoHits == 0 || s.UAHits == 0 {
+		t.Errorf("no cache hits: %+v", s)
+	}
+}
