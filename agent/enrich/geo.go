@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -59,15 +60,43 @@ func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: %w", key, path, err)
 	}
-	r, err := maxminddb.Open(path)
+	r, err := openMMDB(path)
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: not a readable MaxMind DB (.mmdb) file: %w", key, path, err)
+	}
+	if checked.has(id) {
+		return r, id, nil // Validate checked this very file; New opens it again
 	}
 	if err := checkDB(r, path); err != nil {
 		r.Close()
 		return nil, fileID{}, fmt.Errorf("%s = %q: corrupt MaxMind DB: %w", key, path, err)
 	}
+	checked.add(id)
 	return r, id, nil
+}
+
+// checked remembers the identities of the files checkDB passed, so that
+// the agent's start (validate, then New) checks each database once.
+var checked checkedFiles
+
+type checkedFiles struct {
+	mu  sync.Mutex
+	ids map[fileID]bool
+}
+
+func (c *checkedFiles) has(id fileID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return id != (fileID{}) && c.ids[id]
+}
+
+func (c *checkedFiles) add(id fileID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil || len(c.ids) >= 16 {
+		c.ids = map[fileID]bool{}
+	}
+	c.ids[id] = true
 }
 
 // checkAll records are all decoded by checkDB; past them, one in
