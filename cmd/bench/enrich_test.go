@@ -15,6 +15,10 @@ import (
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
+// NGINX_SHIPPER_LEGACY_CLIENTS=1 runs these tests and benchmarks on the
+// legacy clients (as -legacy-clients).
+func init() { legacyClients = os.Getenv("NGINX_SHIPPER_LEGACY_CLIENTS") == "1" }
+
 // generatorDBs returns a City and an ASN database that place the
 // generator's addresses: those in $NGINX_SHIPPER_BENCH_DBS (City.mmdb and
 // ASN.mmdb, e.g. made by ./cmd/bench/realdbs from real data) when set,
