@@ -155,3 +155,23 @@ func (g *generation) close() {
 		g.asn.Close()
 	}
 }
+
+// MemoryBudget is the most memory the enricher's caches and parser hold
+// with c's sizes, for the agent's default memory_limit: the user-agent
+// parser's tables (about 6 MiB), each user-agent entry (its key, at most
+// 512 bytes, and its JSON and Avro fragments) and each geo record and
+// address block. Without it the soft limit meant for the events in
+// flight leaves the collector no room once the caches fill: it ran
+// nearly all the time (make bench, README "Enrichment").
+func (c *Config) MemoryBudget() int64 {
+	cc := *c
+	cc.Defaults()
+	b := int64(2 << 20) // the enricher, databases' metadata, decoder caches
+	if cc.UAEnabled() {
+		b += 6<<20 + int64(cc.UACacheSize)*1024
+	}
+	if cc.GeoIPDatabase != "" || cc.ASNDatabase != "" {
+		b += int64(cc.GeoCacheSize) * (640 + 96)
+	}
+	return b
+}
