@@ -112,9 +112,14 @@
 //
 // # The caches
 //
-// Both caches map a key to an immutable, already rendered JSON fragment,
-// so a hit is one lookup and one append. They are sharded (16 shards by a
-// maphash of the key, each with its own mutex) and bounded: each shard
+// The caches map a key to an immutable, already rendered JSON fragment,
+// so a hit is one lookup and one append. The network cache, which every
+// line with an address reads, is a two-way set-associative array of
+// immutable entries read with one atomic load per way and no lock (see
+// netCache); an insertion pushes the set's older entry out, so it is
+// bounded by construction. The user-agent and geo record caches are
+// sharded (16 shards by a maphash of the key, each with its own mutex)
+// and bounded: each shard
 // holds two generations, "current" and "previous", each of at most
 // capacity/32 entries. A hit in current is a map lookup with a []byte key
 // (no allocation); a hit in previous moves the entry to current; a miss
