@@ -83,7 +83,10 @@ func (c *Config) HeaderVariable() string {
 // key (prefixed "enrich."). A missing, unreadable or corrupt database is
 // an error here.
 func (c *Config) Validate() error {
-	_, err := c.open()
+	o, err := c.open(false)
+	if o != nil {
+		o.gen.close() // New opens them again, for its lines
+	}
 	return err
 }
 
@@ -93,7 +96,9 @@ type opened struct {
 	gen     *generation
 }
 
-func (c *Config) open() (*opened, error) {
+// open checks the table and opens the databases, mapped whole in memory
+// when populate (New's, for its lines; Validate only checks them).
+func (c *Config) open(populate bool) (*opened, error) {
 	var errs []error
 	o := &opened{}
 	if h := strings.TrimSpace(c.ClientIPHeader); h != "" {
@@ -123,14 +128,14 @@ func (c *Config) open() (*opened, error) {
 	}
 	g := &generation{}
 	if c.GeoIPDatabase != "" {
-		r, id, err := openDB("enrich.geoip_database", c.GeoIPDatabase)
+		r, id, err := openDB("enrich.geoip_database", c.GeoIPDatabase, populate)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		g.geo, g.geoID = r, id
 	}
 	if c.ASNDatabase != "" {
-		r, id, err := openDB("enrich.asn_database", c.ASNDatabase)
+		r, id, err := openDB("enrich.asn_database", c.ASNDatabase, populate)
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -35,7 +35,7 @@ type Enricher struct {
 // log may be nil.
 func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 	cfg.Defaults()
-	o, err := cfg.open()
+	o, err := cfg.open(true)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ func (e *Enricher) CheckReload() bool {
 		if e.failed[key] == nid {
 			return
 		}
-		r, oid, err := openDB(key, path)
+		r, oid, err := openDB(key, path, true)
 		if err != nil {
 			e.failed[key] = nid
 			e.log.Error("replaced database does not open; keeping the one in use", "key", key, "err", err)

@@ -41,7 +41,8 @@ func statID(path string) (fileID, error) {
 	return id, nil
 }
 
-// openDB opens and checks an mmdb file; the error names key. The check
+// openDB opens and checks an mmdb file, mapped whole in memory when
+// populate (see openMMDB); the error names key. The check
 // reads the whole search tree once, front to back, and checks that every
 // record of every node is a node, empty, or a pointer into the data
 // section (so no lookup can leave the file or the tree), then decodes
@@ -55,12 +56,17 @@ func statID(path string) (fileID, error) {
 // gives no geo. maxminddb's own Verify is stricter than the format and
 // refuses real databases (the ip-location-db files have an empty
 // description), so it is not used.
-func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
+func openDB(key, path string, populate bool) (*maxminddb.Reader, fileID, error) {
 	id, err := statID(path)
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: %w", key, path, err)
 	}
-	r, err := openMMDB(path)
+	var r *maxminddb.Reader
+	if populate {
+		r, err = openMMDB(path)
+	} else {
+		r, err = maxminddb.Open(path)
+	}
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: not a readable MaxMind DB (.mmdb) file: %w", key, path, err)
 	}
