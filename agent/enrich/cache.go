@@ -140,6 +140,14 @@ type netCache struct {
 	hits, misses atomic.Uint64
 }
 
+// netCacheSize is the network cache's capacity for geo_cache_size n:
+// four blocks per record, since clients in their own /24 or /48 (each
+// needs an entry) outnumber the records they share. On the bench
+// generator's 1,000,000 lines (real-size databases, 40,000 clients) it
+// halves the tree walks: 11.4 % of the lines with n entries, 5.1 % with
+// 4n (4 % are new clients). An entry is about 72 bytes.
+func netCacheSize(n int) int { return 4 * n }
+
 // netKey is an address block: its masked address and length.
 type netKey struct{ hi, lo, bits uint64 }
 

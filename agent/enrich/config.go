@@ -177,7 +177,7 @@ func (c *Config) MemoryBudget() int64 {
 		b += 6<<20 + int64(cc.UACacheSize)*1024
 	}
 	if cc.GeoIPDatabase != "" || cc.ASNDatabase != "" {
-		b += int64(cc.GeoCacheSize) * (640 + 96)
+		b += int64(cc.GeoCacheSize)*640 + int64(netCacheSize(cc.GeoCacheSize))*96
 	}
 	return b
 }

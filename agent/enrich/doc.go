@@ -131,7 +131,8 @@
 // the heap. UA entries hold at most 512 bytes of key, so their memory is
 // bounded by capacity × (512 + fragment + map overhead); the typical size
 // per entry is measured by BenchmarkUACacheMemory. The geo caches (by
-// address block, by record offsets; geo_cache_size entries each) are tied
+// address block, 4 × geo_cache_size entries; by record offsets,
+// geo_cache_size entries) are tied
 // to the database generation they were filled from (see reload).
 //
 // # Bounds under hostile input

@@ -51,7 +51,7 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 		e.uaCache = newUACache(cfg.UACacheSize)
 	}
 	o.gen.cache = newGeoCache(cfg.GeoCacheSize)
-	o.gen.nets = newNetCache(cfg.GeoCacheSize)
+	o.gen.nets = newNetCache(netCacheSize(cfg.GeoCacheSize))
 	e.gen.Store(o.gen)
 	return e, nil
 }
@@ -231,6 +231,9 @@ func (e *Enricher) Lookup(addr netip.Addr, ua string) string {
 // CacheStats are the caches' counters.
 type CacheStats struct {
 	UAHits, UAMisses, GeoHits, GeoMisses uint64
+	// NetHits and NetMisses are the network cache's: a miss walks the
+	// databases' trees.
+	NetHits, NetMisses uint64
 	// GeoEntries are the geo records rendered, NetEntries the address
 	// blocks (or addresses) cached in front of the tree walks.
 	UAEntries, GeoEntries, NetEntries int
@@ -247,7 +250,8 @@ func (e *Enricher) Stats() CacheStats {
 	g := e.gen.Load()
 	// A geo lookup hits in the network cache, or walks the trees and hits
 	// in the record cache; it misses when the records are decoded.
-	ah, _ := g.nets.stats()
+	ah, am := g.nets.stats()
+	s.NetHits, s.NetMisses = ah, am
 	rh, rm := g.cache.stats()
 	s.GeoHits, s.GeoMisses = ah+rh, rm
 	s.GeoEntries = g.cache.len()
@@ -314,7 +318,7 @@ func (e *Enricher) CheckReload() bool {
 	}
 	// The cache is keyed by record offsets of the old files.
 	next.cache = newGeoCache(e.cfg.GeoCacheSize)
-	next.nets = newNetCache(e.cfg.GeoCacheSize)
+	next.nets = newNetCache(netCacheSize(e.cfg.GeoCacheSize))
 	// The counters continue (monotonic for metrics; a lookup still running
 	// on the old generation may go uncounted).
 	h, m := cur.cache.stats()
