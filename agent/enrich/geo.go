@@ -222,8 +222,9 @@ func public(a netip.Addr) bool {
 }
 
 // generation is one pair of open databases and the geo caches filled
-// from them. It is replaced whole on reload; the old one's mmaps are
-// released by maxminddb's cleanup when the last line using it is done.
+// from them. It is replaced whole on reload; the old one's mappings are
+// released by a cleanup on its Readers when the last line using it is
+// done (openMMDB).
 type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
