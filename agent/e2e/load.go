@@ -22,9 +22,11 @@ type Request struct {
 	URI       string // as sent, raw: nginx logs it as is (escaped)
 	UserAgent string // raw bytes; "" means no User-Agent header
 	Referer   string // raw bytes; "" means no Referer header
-	Body      int    // bytes of request body (POST)
-	Status    int    // the status nginx answered
-	BodyBytes int    // the response body's length
+	// XForwardedFor is the X-Forwarded-For header; "" sends none.
+	XForwardedFor string
+	Body          int // bytes of request body (POST)
+	Status        int // the status nginx answered
+	BodyBytes     int // the response body's length
 }
 
 // NoHeader marks a UserAgent or Referer that is not sent at all.
@@ -232,6 +234,13 @@ func (l *Load) Stop() map[int]Request {
 // without a Load, or with sequence numbers the Load will not reach).
 func Send(t testing.TB, addr string, from, to int) map[int]Request {
 	t.Helper()
+	return SendEach(t, addr, from, to, nil)
+}
+
+// SendEach is Send with each request changed by edit (when not nil)
+// before it is sent.
+func SendEach(t testing.TB, addr string, from, to int, edit func(*Request)) map[int]Request {
+	t.Helper()
 	c, err := dial(addr)
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
@@ -240,6 +249,9 @@ func Send(t testing.TB, addr string, from, to int) map[int]Request {
 	out := make(map[int]Request, to-from)
 	for seq := from; seq < to; seq++ {
 		r := RequestFor(seq)
+		if edit != nil {
+			edit(&r)
+		}
 		if err := c.Do(&r); err != nil {
 			t.Fatalf("e2e: seq %d: %v", seq, err)
 		}
@@ -275,6 +287,9 @@ func (c *conn) Do(r *Request) error {
 	}
 	if r.Referer != NoHeader {
 		fmt.Fprintf(&b, "Referer: %s\r\n", r.Referer)
+	}
+	if r.XForwardedFor != "" {
+		fmt.Fprintf(&b, "X-Forwarded-For: %s\r\n", r.XForwardedFor)
 	}
 	if r.Body > 0 {
 		fmt.Fprintf(&b, "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", r.Body, strings.Repeat("b", r.Body))

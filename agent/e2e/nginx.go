@@ -20,6 +20,11 @@ const CustomFormat = `$remote_addr - [$time_iso8601] "$request" $status $body_by
 	`rid=$request_id rt=$request_time urt=$upstream_response_time ` +
 	`ct="$sent_http_content_type" ua="$http_user_agent"`
 
+// XFFFormat is the log_format "xff" of the nginx that StartNginx runs,
+// written to logs/xff.log: combined with the X-Forwarded-For header
+// (for [enrich]'s client_ip_header).
+const XFFFormat = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`
+
 // Nginx is one nginx master process (daemon off) serving 127.0.0.1:PORT from
 // its own prefix directory, with access logs in Dir/logs.
 //
@@ -40,6 +45,9 @@ type Nginx struct {
 
 // AccessLog is the path of the combined access log.
 func (n *Nginx) AccessLog() string { return filepath.Join(n.Logs, "access.log") }
+
+// XFFLog is the path of the log in XFFFormat.
+func (n *Nginx) XFFLog() string { return filepath.Join(n.Logs, "xff.log") }
 
 // CustomLog is the path of the log in CustomFormat.
 func (n *Nginx) CustomLog() string { return filepath.Join(n.Logs, "custom.log") }
@@ -77,10 +85,12 @@ http {
     scgi_temp_path %[2]s/tmp/scgi;
     keepalive_requests 100000;
     log_format custom '%[4]s';
+    log_format xff '%[5]s';
     server {
         listen %[3]s;
         access_log %[2]s/logs/access.log combined;
         access_log %[2]s/logs/custom.log custom;
+        access_log %[2]s/logs/xff.log xff;
         location /backend/ {
             access_log off;
             default_type application/json;
@@ -99,7 +109,7 @@ http {
         }
     }
 }
-`, user, dir, n.Addr, CustomFormat)
+`, user, dir, n.Addr, CustomFormat, XFFFormat)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -130,10 +130,10 @@ func (c *Config) Render() string {
 		kv("compression", k.Compression)
 		fmt.Fprintf(&b, "dead_letter_topic = %s\n", q(k.DeadLetterTopic))
 		kv("value_format", k.ValueFormat)
+		kv("enriched_topic", k.EnrichedTopic) // before the subtable
 		if k.RegistryURL != "" {
 			fmt.Fprintf(&b, "\n[sinks.kafka.schema_registry]\nurl = %s\n", q(k.RegistryURL))
 		}
-		kv("enriched_topic", k.EnrichedTopic)
 	}
 	if s := c.S3; s != nil {
 		fmt.Fprintf(&b, "\n[sinks.s3]\nforce_path_style = true\n")

@@ -1,11 +1,13 @@
 package enrich
 
 import (
-	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
 
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
@@ -22,6 +24,11 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B, cfg Config) *benchEnv {
 	dir := b.TempDir()
 	cfg.GeoIPDatabase, cfg.ASNDatabase = enrichtest.CityDB(b, dir), enrichtest.ASNDB(b, dir)
+	if d := os.Getenv("NGINX_SHIPPER_BENCH_DBS"); d != "" {
+		// Real-size databases (cmd/bench/realdbs): deeper trees, bigger
+		// records.
+		cfg.GeoIPDatabase, cfg.ASNDatabase = filepath.Join(d, "City.mmdb"), filepath.Join(d, "ASN.mmdb")
+	}
 	cfg.ClientIPHeader, cfg.TrustedProxies = "x_forwarded_for", []string{"10.0.0.0/8"}
 	e := mustNew(b, cfg)
 	p, err := parser.Compile(testFormat, parser.Options{})
@@ -100,7 +107,7 @@ func BenchmarkUAParse(b *testing.B) {
 }
 
 // BenchmarkGeoCached is the GeoIP + ASN step of a line from an address
-// seen before: one address-cache hit.
+// seen before: one network-cache hit (its /24).
 func BenchmarkGeoCached(b *testing.B) {
 	x := newBenchEnv(b, Config{})
 	a, _ := parseAddr([]byte("81.2.69.142"))

@@ -55,14 +55,23 @@
 //     the point of walking from the right.
 //  2. geo (geo.go). The address is looked up in geoip_database and
 //     asn_database (.mmdb, read with oschwald/maxminddb-golang v2, mmap'd).
-//     An address seen before is served from the address cache (its
-//     rendered "geo" fragment, or none). Otherwise the lookup walks both
-//     search trees (about 0.3 µs for two databases), which give the
-//     offsets of the records in the data section without decoding them;
-//     the fragment is cached by the pair of offsets (record cache), so the
-//     addresses of one network share it. Only a miss decodes the records
-//     (into one struct of the members read, with small custom decoders
-//     where the layouts differ) and renders the fragment. Layouts read:
+//     The network cache comes first: the fragment is cached under the
+//     address's block (/24 for IPv4, /48 for IPv6) when the network the
+//     databases place the address in holds that whole block, else under
+//     the next longer block that fits (/64, then the address itself), so
+//     a lookup probes at most two (IPv4) or three (IPv6) blocks, shortest
+//     first. This is exact: the network maxminddb returns with a result
+//     (found or not) is one in which every address has that result, and
+//     of the two databases' networks of an address the longer lies in the
+//     shorter. A new client in a known network (an IPv6 privacy address,
+//     the next customer of an ISP's /24) so walks no tree. On a miss the
+//     lookup walks both search trees (about 0.3 µs for two databases),
+//     which give the offsets of the records in the data section without
+//     decoding them; the fragment is cached by the pair of offsets (record
+//     cache), so the networks of one place share it. Only a miss there
+//     decodes the records (into one struct of the members read, with
+//     small custom decoders where the layouts differ) and renders the
+//     fragment. Layouts read:
 //     GeoIP2/GeoLite2 City and Country and DB-IP Lite City/Country
 //     (country.iso_code, country.names.en, subdivisions[0].names.en,
 //     city.names.en, location.latitude/longitude); ip-location-db
@@ -103,9 +112,14 @@
 //
 // # The caches
 //
-// Both caches map a key to an immutable, already rendered JSON fragment,
-// so a hit is one lookup and one append. They are sharded (16 shards by a
-// maphash of the key, each with its own mutex) and bounded: each shard
+// The caches map a key to an immutable, already rendered JSON fragment,
+// so a hit is one lookup and one append. The network cache, which every
+// line with an address reads, is a two-way set-associative array of
+// immutable entries read with one atomic load per way and no lock (see
+// netCache); an insertion pushes the set's older entry out, so it is
+// bounded by construction. The user-agent and geo record caches are
+// sharded (16 shards by a maphash of the key, each with its own mutex)
+// and bounded: each shard
 // holds two generations, "current" and "previous", each of at most
 // capacity/32 entries. A hit in current is a map lookup with a []byte key
 // (no allocation); a hit in previous moves the entry to current; a miss
@@ -117,8 +131,9 @@
 // the heap. UA entries hold at most 512 bytes of key, so their memory is
 // bounded by capacity × (512 + fragment + map overhead); the typical size
 // per entry is measured by BenchmarkUACacheMemory. The geo caches (by
-// address, by record offsets; geo_cache_size entries each) are tied to the
-// database generation they were filled from (see reload).
+// address block, 4 × geo_cache_size entries; by record offsets,
+// geo_cache_size entries) are tied
+// to the database generation they were filled from (see reload).
 //
 // # Bounds under hostile input
 //
@@ -154,9 +169,11 @@
 // Config.Validate names the key: a trusted_proxies entry that is not an
 // address or CIDR, a client_ip_header that is not a header name, a
 // geoip_database or asn_database that is missing, unreadable, not an
-// mmdb file or corrupt (the whole search tree is walked and the records it
-// points to decoded; maxminddb's Verify is stricter than the format and
-// refuses the real ip-location-db files), an empty trusted_proxies with a
+// mmdb file or corrupt (the whole search tree is walked, which checks
+// every node and record pointer, and records are decoded into what the
+// lines read: all of a small database, a sample of a large one, see
+// openDB; maxminddb's Verify is stricter than the format and refuses the
+// real ip-location-db files), an empty trusted_proxies with a
 // client_ip_header (nothing would ever be walked) and negative sizes.
 // Config.Check names client_ip_header for a format that does not log it;
 // validate fails when no input does (an input that does not is enriched as

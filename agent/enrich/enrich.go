@@ -35,7 +35,7 @@ type Enricher struct {
 // log may be nil.
 func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 	cfg.Defaults()
-	o, err := cfg.open()
+	o, err := cfg.open(true)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 		e.uaCache = newUACache(cfg.UACacheSize)
 	}
 	o.gen.cache = newGeoCache(cfg.GeoCacheSize)
-	o.gen.addrs = newAddrCache(cfg.GeoCacheSize)
+	o.gen.nets = newNetCache(netCacheSize(cfg.GeoCacheSize))
 	e.gen.Store(o.gen)
 	return e, nil
 }
@@ -231,7 +231,12 @@ func (e *Enricher) Lookup(addr netip.Addr, ua string) string {
 // CacheStats are the caches' counters.
 type CacheStats struct {
 	UAHits, UAMisses, GeoHits, GeoMisses uint64
-	UAEntries, GeoEntries, AddrEntries   int
+	// NetHits and NetMisses are the network cache's: a miss walks the
+	// databases' trees.
+	NetHits, NetMisses uint64
+	// GeoEntries are the geo records rendered, NetEntries the address
+	// blocks (or addresses) cached in front of the tree walks.
+	UAEntries, GeoEntries, NetEntries int
 }
 
 // Stats returns the caches' counters; the geo counters carry on across
@@ -243,13 +248,14 @@ func (e *Enricher) Stats() CacheStats {
 		s.UAEntries = e.uaCache.len()
 	}
 	g := e.gen.Load()
-	// A geo lookup hits in the address cache, or walks the trees and hits
+	// A geo lookup hits in the network cache, or walks the trees and hits
 	// in the record cache; it misses when the records are decoded.
-	ah, _ := g.addrs.stats()
+	ah, am := g.nets.stats()
+	s.NetHits, s.NetMisses = ah, am
 	rh, rm := g.cache.stats()
 	s.GeoHits, s.GeoMisses = ah+rh, rm
 	s.GeoEntries = g.cache.len()
-	s.AddrEntries = g.addrs.len()
+	s.NetEntries = g.nets.len()
 	return s
 }
 
@@ -295,7 +301,7 @@ func (e *Enricher) CheckReload() bool {
 		if e.failed[key] == nid {
 			return
 		}
-		r, oid, err := openDB(key, path)
+		r, oid, err := openDB(key, path, true)
 		if err != nil {
 			e.failed[key] = nid
 			e.log.Error("replaced database does not open; keeping the one in use", "key", key, "err", err)
@@ -312,15 +318,15 @@ func (e *Enricher) CheckReload() bool {
 	}
 	// The cache is keyed by record offsets of the old files.
 	next.cache = newGeoCache(e.cfg.GeoCacheSize)
-	next.addrs = newAddrCache(e.cfg.GeoCacheSize)
+	next.nets = newNetCache(netCacheSize(e.cfg.GeoCacheSize))
 	// The counters continue (monotonic for metrics; a lookup still running
 	// on the old generation may go uncounted).
 	h, m := cur.cache.stats()
 	next.cache.hits.Store(h)
 	next.cache.misses.Store(m)
-	h, m = cur.addrs.stats()
-	next.addrs.hits.Store(h)
-	next.addrs.misses.Store(m)
+	h, m = cur.nets.stats()
+	next.nets.hits.Store(h)
+	next.nets.misses.Store(m)
 	e.gen.Store(&next)
 	// The old readers are not closed: lines in flight may still read them.
 	// maxminddb releases each mmap when its Reader is garbage.

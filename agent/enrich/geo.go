@@ -1,11 +1,15 @@
 package enrich
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -37,52 +41,173 @@ func statID(path string) (fileID, error) {
 	return id, nil
 }
 
-// openDB opens and checks an mmdb file; the error names key. The check
-// walks the whole search tree and decodes the records it points to (each
-// distinct one once, within a bounded memory of offsets), so a truncated
-// or corrupt file is refused here, not found line by line. maxminddb's own
-// Verify is stricter than the format and refuses real databases (the
-// ip-location-db files have an empty description), so it is not used.
-func openDB(key, path string) (*maxminddb.Reader, fileID, error) {
+// openDB opens and checks an mmdb file, mapped whole in memory when
+// populate (see openMMDB); the error names key. The check
+// reads the whole search tree once, front to back, and checks that every
+// record of every node is a node, empty, or a pointer into the data
+// section (so no lookup can leave the file or the tree), then decodes
+// records into what the lines read (mmRecord): every record of a small
+// database, the first checkAll and then one in checkSample of a large one
+// (a real City database has millions of networks and hundreds of
+// thousands of records: walking its networks and decoding every record
+// took more than 5 s of CPU at every start and reload; the scan takes
+// well under a second). So a truncated or corrupt file is refused here, not
+// found line by line; a record the sample missed that does not decode
+// gives no geo. maxminddb's own Verify is stricter than the format and
+// refuses real databases (the ip-location-db files have an empty
+// description), so it is not used.
+func openDB(key, path string, populate bool) (*maxminddb.Reader, fileID, error) {
 	id, err := statID(path)
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: %w", key, path, err)
 	}
-	r, err := maxminddb.Open(path)
+	var r *maxminddb.Reader
+	if populate {
+		r, err = openMMDB(path)
+	} else {
+		r, err = maxminddb.Open(path)
+	}
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("%s = %q: not a readable MaxMind DB (.mmdb) file: %w", key, path, err)
 	}
-	if err := checkDB(r); err != nil {
+	if checked.has(id) {
+		return r, id, nil // Validate checked this very file; New opens it again
+	}
+	if err := checkDB(r, path); err != nil {
 		r.Close()
 		return nil, fileID{}, fmt.Errorf("%s = %q: corrupt MaxMind DB: %w", key, path, err)
 	}
+	checked.add(id)
 	return r, id, nil
 }
 
-func checkDB(r *maxminddb.Reader) error {
-	if r.Metadata.NodeCount == 0 {
+// checked remembers the identities of the files checkDB passed, so that
+// the agent's start (validate, then New) checks each database once.
+var checked checkedFiles
+
+type checkedFiles struct {
+	mu  sync.Mutex
+	ids map[fileID]bool
+}
+
+func (c *checkedFiles) has(id fileID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return id != (fileID{}) && c.ids[id]
+}
+
+func (c *checkedFiles) add(id fileID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil || len(c.ids) >= 16 {
+		c.ids = map[fileID]bool{}
+	}
+	c.ids[id] = true
+}
+
+// checkAll records are all decoded by checkDB; past them, one in
+// checkSample.
+const (
+	checkAll    = 4096
+	checkSample = 1024
+)
+
+// metadataMarker starts an mmdb file's metadata, at most 128 KiB from its
+// end.
+var metadataMarker = []byte("\xAB\xCD\xEFMaxMind.com")
+
+func checkDB(r *maxminddb.Reader, path string) error {
+	md := r.Metadata
+	if md.NodeCount == 0 {
 		return errors.New("no search tree")
 	}
-	seen := make(map[uintptr]struct{})
-	last := notFound
-	for res := range r.Networks() {
-		if err := res.Err(); err != nil {
-			return err
+	nodeBytes := int64(md.RecordSize) / 4
+	switch md.RecordSize {
+	case 24, 28, 32:
+	default:
+		return fmt.Errorf("record size %d", md.RecordSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	treeSize := int64(md.NodeCount) * nodeBytes
+	// The data section lies between the tree (and its 16-byte separator)
+	// and the metadata.
+	tail := min(size, 128<<10)
+	buf := make([]byte, tail)
+	if _, err := f.ReadAt(buf, size-tail); err != nil {
+		return err
+	}
+	m := bytes.LastIndex(buf, metadataMarker)
+	if m < 0 {
+		return errors.New("no metadata")
+	}
+	dataSize := size - tail + int64(m) - treeSize - 16
+	if dataSize < 0 {
+		return errors.New("the search tree is longer than the file")
+	}
+	nodes := uint64(md.NodeCount)
+	var offsets []uintptr // of the records to decode
+	seen := 0
+	last := uint64(0)
+	check := func(v uint64) error {
+		if v <= nodes {
+			return nil // a node, or empty
 		}
-		off := res.Offset()
-		if off == last {
-			continue
+		off := v - nodes - 16
+		if off >= uint64(dataSize) {
+			return fmt.Errorf("a record points past the data section (%d >= %d)", off, dataSize)
 		}
-		last = off
-		if _, ok := seen[off]; ok {
-			continue
+		if v != last {
+			last = v
+			seen++
+			if seen <= checkAll || seen%checkSample == 0 {
+				offsets = append(offsets, uintptr(off))
+			}
 		}
-		if len(seen) >= 1<<16 {
-			clear(seen)
+		return nil
+	}
+	rd := io.NewSectionReader(f, 0, treeSize)
+	chunk := make([]byte, nodeBytes<<16)
+	for i := uint64(0); i < nodes; {
+		k := min(nodes-i, 1<<16)
+		b := chunk[:int64(k)*nodeBytes]
+		if _, err := io.ReadFull(rd, b); err != nil {
+			return fmt.Errorf("search tree: %w", err)
 		}
-		seen[off] = struct{}{}
-		var m map[string]any
-		if err := res.Decode(&m); err != nil {
+		for ; len(b) > 0; b, i = b[nodeBytes:], i+1 {
+			var left, right uint64
+			switch md.RecordSize {
+			case 24:
+				left = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+				right = uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
+			case 28:
+				left = uint64(b[3]&0xF0)<<20 | uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+				right = uint64(b[3]&0x0F)<<24 | uint64(b[4])<<16 | uint64(b[5])<<8 | uint64(b[6])
+			case 32:
+				left = uint64(binary.BigEndian.Uint32(b[:4]))
+				right = uint64(binary.BigEndian.Uint32(b[4:8]))
+			}
+			if left > nodes || right > nodes {
+				if err := check(left); err != nil {
+					return fmt.Errorf("node %d: %w", i, err)
+				}
+				if err := check(right); err != nil {
+					return fmt.Errorf("node %d: %w", i, err)
+				}
+			}
+		}
+	}
+	for _, off := range offsets {
+		var rec mmRecord
+		if err := r.LookupOffset(off).Decode(&rec); err != nil {
 			return fmt.Errorf("record at offset %d: %w", off, err)
 		}
 	}
@@ -96,15 +221,25 @@ func public(a netip.Addr) bool {
 		!a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() && !a.IsLinkLocalMulticast()
 }
 
-// generation is one pair of open databases and the geo cache filled from
-// them. It is replaced whole on reload; the old one's mmaps are released
-// by maxminddb's cleanup when the last line using it is done.
+// generation is one pair of open databases and the geo caches filled
+// from them. It is replaced whole on reload; the old one's mappings are
+// released by a cleanup on its Readers when the last line using it is
+// done (openMMDB).
 type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
 	cache        geoCache  // by record offsets: fragments shared by a network's addresses
-	addrs        addrCache // by address, in front of the tree walks
+	nets         *netCache // by address block, in front of the tree walks
 }
+
+// The block sizes of the network cache, shortest first: an address's
+// fragment is cached under its /24 (IPv4) or /48 (IPv6) when the network
+// the databases place it in holds that whole block, else under the next
+// longer block that fits, down to the address itself.
+var (
+	blocks4 = [...]int{24, 32}
+	blocks6 = [...]int{48, 64, 128}
+)
 
 // geoFrag returns the "geo" fragments for address a: the JSON member
 // (with its leading comma; "" when no database knows a) and the Avro union
@@ -114,11 +249,24 @@ func (g *generation) geoFrag(a netip.Addr) frag {
 	if !public(a) || g.geo == nil && g.asn == nil {
 		return noGeo
 	}
-	if f, ok := g.addrs.get(a); ok {
-		return f
+	blocks := blocks6[:]
+	if a.Is4() {
+		blocks = blocks4[:]
 	}
-	f := g.lookup(a)
-	g.addrs.set(a, f)
+	for _, b := range blocks {
+		if f, ok := g.nets.get(blockKey(a, b)); ok {
+			g.nets.found(true)
+			return f
+		}
+	}
+	g.nets.found(false)
+	f, bits := g.lookup(a)
+	for _, b := range blocks {
+		if b >= bits {
+			g.nets.set(blockKey(a, b), f)
+			break
+		}
+	}
 	return f
 }
 
@@ -132,24 +280,33 @@ func (g *generation) appendGeo(dst []byte, a netip.Addr) []byte {
 }
 
 // lookup walks the databases' trees for a and returns its fragment from
-// the record cache, rendering it on a miss; noGeo when no database knows a.
-func (g *generation) lookup(a netip.Addr) frag {
+// the record cache, rendering it on a miss (noGeo when no database knows
+// a), and the length of the network in which every address has the same
+// fragment: the longer of the two databases' networks of a (each holds a,
+// so one holds the other), whether they found a record or not.
+func (g *generation) lookup(a netip.Addr) (frag, int) {
 	k := geoKey{notFound, notFound}
+	bits := 0
 	var rg, ra maxminddb.Result
 	if g.geo != nil {
-		if rg = g.geo.Lookup(a); rg.Found() {
+		rg = g.geo.Lookup(a)
+		bits = max(bits, netBits(a, rg))
+		if rg.Found() {
 			k.city = rg.Offset()
 		}
 	}
 	if g.asn != nil {
-		if ra = g.asn.Lookup(a); ra.Found() {
+		ra = g.asn.Lookup(a)
+		bits = max(bits, netBits(a, ra))
+		if ra.Found() {
 			k.asn = ra.Offset()
 		}
 	}
 	if k.city == notFound && k.asn == notFound {
-		return noGeo
+		return noGeo, bits
 	}
 	f, ok := g.cache.get(k)
+	g.cache.found(ok)
 	if !ok {
 		var gf geoFields
 		if k.city != notFound {
@@ -161,7 +318,22 @@ func (g *generation) lookup(a netip.Addr) frag {
 		f = frag{json: string(gf.append(nil)), avro: string(gf.appendAvro(nil))}
 		g.cache.set(k, f)
 	}
-	return f
+	return f, bits
+}
+
+// netBits is the length, in a's family, of the network res holds for a:
+// an IPv4 address in a part of an IPv6 tree above its IPv4 subtree is in a
+// network of all IPv4 (0). A failed lookup (an IPv6 address in an
+// IPv4-only database) counts for the address alone.
+func netBits(a netip.Addr, res maxminddb.Result) int {
+	if res.Err() != nil {
+		return a.BitLen()
+	}
+	p := res.Prefix()
+	if p.Addr().Is4() != a.Is4() {
+		return 0
+	}
+	return p.Bits()
 }
 
 // geoFields are the members of "geo"; set* say which are known.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +118,44 @@ func TestAvroSeq(t *testing.T) {
 	}
 	if _, ok := avroSeq([]byte{0, 0, 0, 0, 1, 2, 0x40, 'x'}); ok {
 		t.Error("avroSeq found a request_id in bytes without one")
+	}
+}
+
+// TestSiteClients: the site model's clients repeat as a site's do: about
+// 1 line in 25 from a new client, 30 % of the clients on IPv6, every
+// address public, a client keeping its user agent, and a few hundred
+// distinct user agents.
+func TestSiteClients(t *testing.T) {
+	g := newLineGen(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	const n = 300_000
+	addrs := map[string]string{} // address -> user agent
+	uas := map[string]bool{}
+	v6 := 0
+	for i := 0; i < n; i++ {
+		l := string(g.line(uint64(i), g.base))
+		addr, _, _ := strings.Cut(l, " ")
+		q := strings.Split(l, `"`)
+		ua := q[5]
+		a, err := netip.ParseAddr(addr)
+		if err != nil || !a.IsGlobalUnicast() || a.IsPrivate() {
+			t.Fatalf("line %d: client %q is not a public address", i, addr)
+		}
+		if prev, ok := addrs[addr]; ok {
+			if prev != ua {
+				t.Fatalf("client %s changed its user agent: %q then %q", addr, prev, ua)
+			}
+			continue
+		}
+		addrs[addr] = ua
+		uas[ua] = true
+		if a.Is6() {
+			v6++
+		}
+	}
+	fresh := float64(len(addrs)) / n
+	share6 := float64(v6) / float64(len(addrs))
+	t.Logf("%d lines: %d clients (%.1f %% of the lines), %.1f %% of them IPv6, %d user agents", n, len(addrs), 100*fresh, 100*share6, len(uas))
+	if fresh < 0.035 || fresh > 0.045 || share6 < 0.27 || share6 > 0.33 || len(uas) < 100 || len(uas) > 200 {
+		t.Errorf("want about 4 %% new clients, 30 %% IPv6 and 100-200 user agents")
 	}
 }

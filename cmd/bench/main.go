@@ -101,6 +101,7 @@ func main() {
 	flag.StringVar(&o.kafkaTOML, "kafka-toml", "", "extra keys for [sinks.kafka], ';'-separated, e.g. 'linger = \"20ms\"'")
 	flag.StringVar(&o.s3TOML, "s3-toml", "", "extra keys for [sinks.s3], ';'-separated, e.g. 'compression_level = 1'")
 	flag.StringVar(&o.enrichTOML, "enrich-toml", "", "turns [enrich] on with these keys, ';'-separated, e.g. 'user_agent = true; geoip_database = \"/path/City.mmdb\"'")
+	flag.BoolVar(&legacyClients, "legacy-clients", false, "the generator's clients before issue 14's measurement (10 % new 2001:db8:: addresses, 508 documentation IPv4 addresses, 10 user agents) instead of the site model (gen.go)")
 	flag.IntVar(&o.files, "files", 1000, "files-backlog and files-live: the number of files")
 	scaleFiles := flag.String("scale-files", "1,10,100,1000,10000", "files-scale: the file counts")
 	flag.IntVar(&o.scaleLines, "scale-lines", 100, "files-scale: lines in each file")

@@ -93,7 +93,13 @@ func ParseConfig(path string, b []byte) (*Config, error) {
 
 // Defaults fills every component's defaults.
 func (c *Config) Defaults() {
+	// [enrich]'s caches are bounded memory the default memory_limit
+	// (meant for the events in flight) does not count: add them.
+	enrichLimit := c.Enrich != nil && c.Agent.MemoryLimit == 0
 	c.Agent.Defaults()
+	if enrichLimit {
+		c.Agent.MemoryLimit += c.Enrich.MemoryBudget()
+	}
 	for i := range c.Inputs {
 		c.Inputs[i].Defaults()
 	}

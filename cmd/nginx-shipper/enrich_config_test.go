@@ -62,3 +62,29 @@ user_agent = true
 		})
 	}
 }
+
+// TestConfigEnrichMemoryLimit: with [enrich], memory_limit's default grows
+// by the enricher's cache budget; a memory_limit set by hand stays.
+func TestConfigEnrichMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	city := enrichtest.CityDB(t, dir)
+	plain, err := ParseConfig("t.toml", []byte(baseConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enr := baseConfig + "\n[enrich]\ngeoip_database = \"" + city + "\"\n"
+	c, err := ParseConfig("t.toml", []byte(enr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := plain.Agent.MemoryLimit + c.Enrich.MemoryBudget(); c.Agent.MemoryLimit != want || c.Enrich.MemoryBudget() < 16<<20 {
+		t.Errorf("memory_limit with [enrich] = %d, want %d (%d + the cache budget %d)", c.Agent.MemoryLimit, want, plain.Agent.MemoryLimit, c.Enrich.MemoryBudget())
+	}
+	set := strings.Replace(enr, "[agent]", "[agent]\nmemory_limit = 67108864", 1)
+	if !strings.Contains(set, "memory_limit") {
+		t.Fatal("baseConfig has no [agent] table")
+	}
+	if c, err := ParseConfig("t.toml", []byte(set)); err != nil || c.Agent.MemoryLimit != 64<<20 {
+		t.Errorf("memory_limit set by hand: %d, %v; want 67108864", c.Agent.MemoryLimit, err)
+	}
+}

@@ -24,10 +24,21 @@ type Network struct {
 // tests can place the generator's addresses.
 func WriteDB(t testing.TB, dir, name, dbType string, nets []Network) string {
 	t.Helper()
+	return writeDB(t, dir, name, dbType, 6, nets)
+}
+
+// WriteDB4 is WriteDB of an IPv4-only database.
+func WriteDB4(t testing.TB, dir, name, dbType string, nets []Network) string {
+	t.Helper()
+	return writeDB(t, dir, name, dbType, 4, nets)
+}
+
+func writeDB(t testing.TB, dir, name, dbType string, ipVersion int, nets []Network) string {
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
 		DatabaseType:            dbType,
 		Description:             map[string]string{"en": "nginx-shipper test database"},
 		IncludeReservedNetworks: true,
+		IPVersion:               ipVersion,
 		RecordSize:              28,
 	})
 	if err != nil {
