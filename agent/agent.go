@@ -680,31 +680,18 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 		a.flights.put(fl)
 		return false
 	}
-	fl.cost = flightCost(fl)
-	if err := a.budget.acquire(a.sendCtx, fl.cost); err != nil {
+	ctx = a.sendCtx
+	fl.cost = int64(len(fl.arena)) + int64(len(fl.b.Events))*64 + flightOverhead // the bytes held, not the arena kept for reuse
+	if err := a.budget.acquire(ctx, fl.cost); err != nil {
 		a.flights.put(fl)
 		return false // not pushed: never checkpointed, read again next start
 	}
-	a.handOn(s, fl)
-	return true
-}
-
-// flightCost is what fl is charged in the in-flight budget: the bytes it
-// holds, not the arena kept for reuse.
-func flightCost(fl *flight) int64 {
-	return int64(len(fl.arena)) + int64(len(fl.b.Events))*64 + flightOverhead
-}
-
-// handOn pushes fl, whose cost the budget was charged with, to s and hands
-// it to every sink under the agent's send context.
-func (a *Agent) handOn(s *stream, fl *flight) {
-	ctx := a.sendCtx
 	a.m.inFlight.Add(float64(len(fl.b.Events)))
 	a.m.inFlightBytes.Set(float64(a.budget.inUse()))
 	s.push(fl)
 	fl.b.Arm(len(a.sinks), fl.onDone) // completes an empty batch at once
 	if len(fl.b.Events) == 0 {
-		return
+		return true
 	}
 	for si, sk := range a.sinks {
 		if err := sk.Send(ctx, &fl.b); err != nil {
@@ -715,6 +702,7 @@ func (a *Agent) handOn(s *stream, fl *flight) {
 			}
 		}
 	}
+	return true
 }
 
 func (a *Agent) logParseError(in *input, path string, off int64, err error) {

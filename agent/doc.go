@@ -122,12 +122,14 @@
 // every pending job's batches first. A job holds a copy of its lines, so
 // the read buffer is reused or given back at once.
 //
-// Memory: at most GOMAXPROCS+1 jobs exist in the agent; a harvester that
-// finds none free waits for its own oldest one, or parses inline when it
-// has none. Each job's batches are charged to the in-flight budget (an
-// estimate from the file's last job) when it is queued, never waiting for
-// room while the harvester holds other jobs (it hands those on first: no
-// deadlock); the charge becomes the batches' real cost when they are sent.
+// Memory: at most GOMAXPROCS+1 jobs exist in the agent (a job's lines are
+// about one batch: 0.4 MiB of the 15-variable format, 1 MiB once parsed);
+// a harvester that finds none free waits for its own oldest one, or parses
+// inline when it has none. Like the batch a harvester builds, a job's
+// batches enter the in-flight budget when they are sent: send waits for
+// room there, as before. Charging them when queued was measured: with
+// Kafka, throughput follows the bytes in flight, and the jobs' share of
+// the budget cost about 20 % of it (290 k against 351 k lines/s).
 //
 // # Acknowledgement and checkpoints
 //

@@ -52,7 +52,6 @@ type parseJob struct {
 	raw     []byte // the lines, each ending in '\n'
 	start   int64  // offset of raw[0]
 	lines   int
-	charged int64 // bytes charged to the in-flight budget
 
 	// Set by whoever parses it.
 	out    []*flight
@@ -63,7 +62,7 @@ type parseJob struct {
 type parState struct {
 	job     *parseJob   // being filled, not queued yet
 	pending []*parseJob // queued, oldest first: their batches go in this order
-	ratio   float64     // budget cost of a job's batches per byte of its lines (the last job's)
+	ratio   float64     // arena bytes of a job's batches per byte of its lines (the last job's)
 	scratch *harvester  // parses the jobs the harvester takes itself
 	stopped bool        // a send failed (ctx ended): nothing more may be sent
 }
@@ -210,7 +209,7 @@ func (h *harvester) parallel(ctx context.Context, behind bool) bool {
 // jobRoom is how many bytes of lines a job of this file takes: about one
 // batch once parsed.
 func (h *harvester) jobRoom() int {
-	room := int(0.9 * batchMaxBytes / h.par.ratio)
+	room := int(0.95 * batchMaxBytes / h.par.ratio)
 	return min(max(room, 64<<10), jobMaxRaw)
 }
 
@@ -262,29 +261,15 @@ func (h *harvester) takeJob(ctx context.Context) *parseJob {
 	}
 }
 
-// submit charges j's estimated cost to the in-flight budget and queues it.
-// It waits for room only while none of the file's jobs is pending (it
-// hands those on instead: it never holds budget while it waits for more).
-// False when ctx ended (j is dropped, and nothing more is sent).
+// submit queues j. False when ctx ended (j is dropped, and nothing more is
+// sent).
 func (h *harvester) submit(ctx context.Context, j *parseJob) bool {
 	p := h.par
-	est := int64(float64(len(j.raw))*p.ratio) + flightOverhead
-	for !h.a.budget.tryAcquire(est) {
-		if len(p.pending) > 0 {
-			if !h.handOnOldest(ctx) {
-				h.dropJob(j)
-				return false
-			}
-			continue
-		}
-		if ctx.Err() != nil || h.a.budget.acquire(h.a.sendCtx, est) != nil {
-			p.stopped = true
-			h.dropJob(j)
-			return false
-		}
-		break
+	if p.stopped || ctx.Err() != nil {
+		p.stopped = true
+		h.dropJob(j)
+		return false
 	}
-	j.charged = min(est, h.a.budget.max)
 	j.out, j.parsed = j.out[:0], 0
 	j.state.Store(jobQueued)
 	p.pending = append(p.pending, j)
@@ -376,8 +361,9 @@ func (h *harvester) helpOne() bool {
 }
 
 // handOnOldest waits for the oldest pending job and sends its batches
-// (their charge becomes their real cost); once a send failed (ctx ended)
-// it drops them. It frees the job. False when the batches were not sent.
+// (send waits for room in the in-flight budget); once a send failed (ctx
+// ended) it drops them. It frees the job. False when the batches were not
+// sent.
 func (h *harvester) handOnOldest(ctx context.Context) bool {
 	p := h.par
 	j := p.pending[0]
@@ -386,29 +372,25 @@ func (h *harvester) handOnOldest(ctx context.Context) bool {
 	p.pending[len(p.pending)-1] = nil
 	p.pending = p.pending[:len(p.pending)-1]
 
-	ok := !p.stopped && ctx.Err() == nil
-	var cost int64
+	arena := 0
 	for _, fl := range j.out {
-		fl.cost = flightCost(fl)
-		cost += min(fl.cost, h.a.budget.max)
-	}
-	if ok {
-		h.a.budget.adjust(cost - j.charged)
-		for _, fl := range j.out {
-			h.a.handOn(h.s, fl)
+		arena += len(fl.arena)
+		if p.stopped {
+			h.a.flights.put(fl)
+			continue
 		}
+		if !h.a.send(ctx, h.s, fl) { // it took fl back
+			p.stopped = true
+		}
+	}
+	ok := !p.stopped
+	if ok {
 		h.lines.Add(float64(j.lines))
 		if j.parsed > 0 {
 			h.in.parsed.Add(float64(j.parsed))
 		}
 		if len(j.raw) > 0 {
-			p.ratio = max(float64(cost)/float64(len(j.raw)), 0.1)
-		}
-	} else {
-		p.stopped = true
-		h.a.budget.release(j.charged)
-		for _, fl := range j.out {
-			h.a.flights.put(fl)
+			p.ratio = max(float64(arena)/float64(len(j.raw)), 0.1)
 		}
 	}
 	clear(j.out)

@@ -154,6 +154,7 @@ func TestParallelBacklogCrashLosesNothing(t *testing.T) {
 // lines) never goes to the workers.
 func TestTrickleParsedInline(t *testing.T) {
 	e := newParallelEnv(t, 0, 0)
+	e.cfg.Linger.Duration = 10 * time.Millisecond
 	e.start()
 	for i := 0; i < 2000; i += 100 {
 		e.write(i, i+100)

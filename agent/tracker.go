@@ -334,31 +334,6 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	return ctx.Err()
 }
 
-// tryAcquire takes n bytes (at most max) if they fit now and no one waits;
-// it never blocks.
-func (b *budget) tryAcquire(n int64) bool {
-	n = min(n, b.max)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.waiters) == 0 && b.used+n <= b.max {
-		b.used += n
-		return true
-	}
-	return false
-}
-
-// adjust changes what is charged by d without waiting: a charge made from
-// an estimate becomes the real one (parallel.go). Bytes it frees go to the
-// waiters.
-func (b *budget) adjust(d int64) {
-	b.mu.Lock()
-	b.used += d
-	if d < 0 {
-		b.grant()
-	}
-	b.mu.Unlock()
-}
-
 func (b *budget) release(n int64) {
 	n = min(n, b.max)
 	b.mu.Lock()
