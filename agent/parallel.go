@@ -44,14 +44,14 @@ type parseJob struct {
 	done  chan struct{} // a worker sends once when it parsed the job
 
 	// Set by the owner before the job is queued; read-only while queued.
-	a       *Agent
-	in      *input
-	path    string
-	src     *sinks.Source
-	meta    parser.Meta
-	raw     []byte // the lines, each ending in '\n'
-	start   int64  // offset of raw[0]
-	lines   int
+	a     *Agent
+	in    *input
+	path  string
+	src   *sinks.Source
+	meta  parser.Meta
+	raw   []byte // the lines, each ending in '\n'
+	start int64  // offset of raw[0]
+	lines int
 
 	// Set by whoever parses it.
 	out    []*flight
