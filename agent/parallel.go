@@ -307,13 +307,13 @@ func (h *harvester) drain(ctx context.Context) bool {
 // handOnReady hands on the pending jobs at the head that are parsed
 // already, without waiting.
 func (h *harvester) handOnReady(ctx context.Context) {
-	for len(h.par.pending) > 0 && h.parsed(h.par.pending[0]) {
+	for len(h.par.pending) > 0 && h.jobParsed(h.par.pending[0]) {
 		h.handOnOldest(ctx)
 	}
 }
 
-// parsed reports, without waiting, whether j is parsed.
-func (h *harvester) parsed(j *parseJob) bool {
+// jobParsed reports, without waiting, whether j is parsed.
+func (h *harvester) jobParsed(j *parseJob) bool {
 	switch j.state.Load() {
 	case jobDone:
 		return true
@@ -337,7 +337,7 @@ func (h *harvester) await(j *parseJob) {
 		j.state.Store(jobDone)
 		return
 	}
-	for !h.parsed(j) {
+	for !h.jobParsed(j) {
 		if !h.helpOne() {
 			<-j.done
 			j.state.Store(jobDone)
