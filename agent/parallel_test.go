@@ -2,10 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,5 +164,91 @@ func TestTrickleParsedInline(t *testing.T) {
 	}
 	if w, o := e.jobs(); w+o != 0 {
 		t.Fatalf("a trickle went to the parse workers: %d jobs by workers, %d by the harvester", w, o)
+	}
+}
+
+// TestParallelBacklogLongLines: lines longer than max_line_bytes inside a
+// backlog (parsed by the workers) and one longer than the read buffer
+// (skipped by the harvester) go to the dead-letter path once each, in file
+// order with the others, and the checkpoint ends at the file's size.
+func TestParallelBacklogLongLines(t *testing.T) {
+	e := newParallelEnv(t, 0, 0)
+	e.cfg.MaxLineBytes = 1024
+	const n = 30_000
+	long := map[int]bool{}
+	var b bytes.Buffer
+	for i := range n {
+		switch {
+		case i == n/2: // longer than the read buffer
+			fmt.Fprintf(&b, "127.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d?pad=%s HTTP/1.1\" 200 1 \"-\" \"x\"\n", i, strings.Repeat("a", 2*readChunk))
+			long[i] = true
+		case i%1000 == 7:
+			fmt.Fprintf(&b, "127.0.0.1 - - [25/Nov/2026:15:04:05 +0000] \"GET /seq/%d?pad=%s HTTP/1.1\" 200 1 \"-\" \"x\"\n", i, strings.Repeat("a", 3000))
+			long[i] = true
+		default:
+			b.WriteString(line(i))
+		}
+	}
+	e.mustWrite(b.Bytes())
+	e.start()
+	e.waitCheckpoint(e.log, e.size("access.log"))
+	e.checkOrder()
+	if w, o := e.jobs(); w+o == 0 {
+		t.Fatal("no job was parsed in parallel")
+	}
+	for _, s := range e.sinks {
+		s.mu.Lock()
+		got := map[int]int{}
+		for _, ev := range s.invalid {
+			if !errors.Is(ev.Err, ErrLineTooLong) {
+				t.Errorf("sink %s: unexpected dead-letter event at %d: %v", s.name, ev.Offset, ev.Err)
+			}
+			got[seqOf(ev.Raw)]++
+		}
+		for i := range n {
+			if long[i] && got[i] != 1 {
+				t.Errorf("sink %s: long line %d dead-lettered %d times", s.name, i, got[i])
+			}
+			if !long[i] && s.seqs[i] != 1 {
+				t.Errorf("sink %s: line %d delivered %d times", s.name, i, s.seqs[i])
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// TestJobFill: a job takes whole lines only, up to its room and
+// batchMaxEvents lines, and at least one line when empty.
+func TestJobFill(t *testing.T) {
+	lines := func(n, size int) []byte {
+		var b bytes.Buffer
+		for range n {
+			b.WriteString(strings.Repeat("x", size-1) + "\n")
+		}
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		name                string
+		data                []byte
+		room                int
+		wantBytes, wantLine int
+	}{
+		{"all fit", lines(10, 100), 4096, 1000, 10},
+		{"room cuts at a line's end", lines(10, 100), 450, 400, 4},
+		{"one line longer than the room", lines(3, 1000), 100, 1000, 1},
+		{"lines cap", lines(batchMaxEvents+10, 10), 1 << 20, batchMaxEvents * 10, batchMaxEvents},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j := &parseJob{}
+			n := j.fill(c.data, c.room)
+			if n != c.wantBytes || j.lines != c.wantLine || len(j.raw) != n || !bytes.Equal(j.raw, c.data[:n]) {
+				t.Fatalf("took %d bytes, %d lines (raw %d); want %d, %d", n, j.lines, len(j.raw), c.wantBytes, c.wantLine)
+			}
+			if c.wantBytes < len(c.data) {
+				if m := j.fill(c.data[n:], c.room); m != 0 {
+					t.Fatalf("a full job took %d more bytes", m)
+				}
+			}
+		})
 	}
 }
