@@ -101,8 +101,8 @@
 // Parsing and encoding cost about 1.1 µs of CPU a line, the sinks' produce
 // path more; one goroutine per file leaves the other cores idle while a
 // file is behind (a restart, an outage, a burst). So the agent has parse
-// workers (parallel.go): GOMAXPROCS-1 goroutines, started by Run, none on
-// one core. A harvester whose read filled its buffer (the file is behind)
+// workers (parallel.go): GOMAXPROCS-1 goroutines (at most 7), started by
+// Run, none on one core. A harvester whose read filled its buffer (the file is behind)
 // hands its complete lines on in jobs instead of parsing them itself: it
 // copies them (cut at a line's end: up to batchMaxEvents lines, about one
 // batch's bytes) into a job and queues the job; whoever takes it first
@@ -122,7 +122,7 @@
 // every pending job's batches first. A job holds a copy of its lines, so
 // the read buffer is reused or given back at once.
 //
-// Memory: at most GOMAXPROCS+1 jobs exist in the agent (a job's lines are
+// Memory: at most workers+2 jobs exist in the agent (a job's lines are
 // about one batch: 0.4 MiB of the 15-variable format, 1 MiB once parsed);
 // a harvester that finds none free waits for its own oldest one, or parses
 // inline when it has none. Like the batch a harvester builds, a job's

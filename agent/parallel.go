@@ -15,6 +15,11 @@ import (
 // agent's parse workers, in jobs, while its harvester alone hands the
 // batches on, in file order. See doc.go, "Parallel parsing".
 
+// maxParseWorkers bounds the workers on a big machine: the sinks do not
+// keep up with more (a worker parses about a million lines a second), and
+// each worker adds a job in use (its lines and its batch, 1.4 MiB).
+const maxParseWorkers = 7
+
 // jobMaxRaw bounds the lines' bytes in one job (a job holds a copy of them).
 const jobMaxRaw = 1 << 20
 
@@ -67,10 +72,10 @@ type parState struct {
 	stopped bool        // a send failed (ctx ended): nothing more may be sent
 }
 
-// startParsePool starts GOMAXPROCS-1 workers; nil (parse inline) on one
-// core.
+// startParsePool starts GOMAXPROCS-1 workers (at most maxParseWorkers);
+// nil (parse inline) on one core.
 func startParsePool(a *Agent) *parsePool {
-	n := runtime.GOMAXPROCS(0) - 1
+	n := min(runtime.GOMAXPROCS(0)-1, maxParseWorkers)
 	if n < 1 {
 		return nil
 	}
