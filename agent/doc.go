@@ -102,8 +102,9 @@
 // path more; one goroutine per file leaves the other cores idle while a
 // file is behind (a restart, an outage, a burst). So the agent has parse
 // workers (parallel.go): GOMAXPROCS-1 goroutines (at most 7), started by
-// Run, none on one core. A harvester whose read filled its buffer (the file is behind)
-// hands its complete lines on in jobs instead of parsing them itself: it
+// Run, none on one core. A harvester whose read filled its buffer (the
+// file is behind) hands its complete lines on in jobs instead of parsing
+// them itself: it
 // copies them (cut at a line's end: up to batchMaxEvents lines, about one
 // batch's bytes) into a job and queues the job; whoever takes it first
 // parses it into its own flights: a worker, or the harvester itself while
