@@ -123,8 +123,9 @@
 // every pending job's batches first. A job holds a copy of its lines, so
 // the read buffer is reused or given back at once.
 //
-// Memory: at most workers+2 jobs exist in the agent (a job's lines are
-// about one batch: 0.4 MiB of the 15-variable format, 1 MiB once parsed);
+// Memory: at most workers+1 jobs exist in the agent (a job's lines are
+// about one batch: 0.4-0.6 MiB of the 15-variable format, 1.7 MiB once
+// parsed, with its events);
 // a harvester that finds none free waits for its own oldest one, or parses
 // inline when it has none. Like the batch a harvester builds, a job's
 // batches enter the in-flight budget when they are sent: send waits for
