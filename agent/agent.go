@@ -77,6 +77,7 @@ type Agent struct {
 	runners *runners
 
 	flights  flightPool
+	pool     *parsePool // parse workers (parallel.go); nil on one core
 	keepRaw  bool
 	avro     bool
 	avroOnly bool
@@ -252,6 +253,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSend()
 	a.sendCtx = sendCtx
+	a.pool = startParsePool(a) // parallel.go
+	defer a.pool.stop()
 	go func() {
 		<-ctx.Done()
 		t := time.NewTimer(sendGrace)

@@ -98,6 +98,8 @@ type harvester struct {
 	genMu     sync.Mutex
 	gens      []string // fingerprints (full length), oldest first
 
+	par *parState // jobs handed to the parse workers (parallel.go); nil until the first
+
 	dec   *container.Decoder // container inputs: unwraps records (container.go)
 	kmeta []byte             // container inputs: the "kubernetes" member
 	kkey  []byte             // container inputs: the record key from the metadata (sinks.kafka.key = "kubernetes.pod", ...)
@@ -456,7 +458,11 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	h.headAt = at + int64(n) // the head was the same with the file this long (check)
 	h.buf = h.buf[:len(h.buf)+n]
 	h.bytes.Add(float64(n))
-	h.consumeCounted()
+	// A read that filled the buffer: the file is behind, its lines go to
+	// the parse workers (parallel.go).
+	if !h.parallel(ctx, n == want) {
+		h.consumeCounted()
+	}
 	return n, nil
 }
 
@@ -706,11 +712,27 @@ func (h *harvester) addLong(head []byte, start int64) {
 // flush hands the batch being built to the sinks. It returns false when the
 // context ended while waiting for room in the in-flight budget.
 func (h *harvester) flush(ctx context.Context) bool {
+	// The jobs handed to the parse workers hold earlier lines: their
+	// batches go first (parallel.go).
+	if h.par != nil && !h.drain(ctx) {
+		if h.fl != nil {
+			h.a.flights.put(h.fl)
+			h.fl = nil
+		}
+		return false
+	}
 	fl := h.fl
 	if fl == nil {
 		return ctx.Err() == nil
 	}
 	h.fl = nil
+	fl.seal()
+	return h.a.send(ctx, h.s, fl)
+}
+
+// seal points the events at their bytes in the arena, which no longer
+// moves.
+func (fl *flight) seal() {
 	for i := range fl.b.Events {
 		sp := fl.spans[i]
 		ev := &fl.b.Events[i]
@@ -733,7 +755,6 @@ func (h *harvester) flush(ctx context.Context) bool {
 			ev.EnrichedAvro = fl.arena[sp.eav0:sp.eav1:sp.eav1]
 		}
 	}
-	return h.a.send(ctx, h.s, fl)
 }
 
 // check looks at the file and its path: truncation (copytruncate), rename
