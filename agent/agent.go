@@ -344,7 +344,7 @@ func excluded(pats []string, path string) bool {
 // it when every slot is taken (or files wait already: they go first).
 // rotated says the file was found by identity, not by an input's glob.
 func (a *Agent) consider(ctx context.Context, in *input, path string, initial, rotated bool) {
-	if !initial && !rotated && (a.resting(path) || a.idleSkip(path)) {
+	if !initial && !rotated && a.skipLook(path) {
 		return
 	}
 	fi, err := os.Stat(path)
@@ -400,13 +400,6 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	a.mu.Lock()
 	delete(a.idle, path)
 	if a.open[k] != nil || a.openingKeys[k] || (a.shelf[k] != nil && !a.shelf[k].queuedAt.IsZero()) {
-		a.mu.Unlock()
-		return
-	}
-	if sh != nil && sh.s != nil && a.shelf[k] == sh && sh.caughtUp && !rotated && a.contendedLocked() &&
-		time.Since(sh.parkedAt) < time.Duration(a.revisit.Load()) && size-sh.readTo < readChunk/4 {
-		// Its turn ended at its end a moment ago, and little came
-		// since: the next turn comes at a later scan (slots.go).
 		a.mu.Unlock()
 		return
 	}

@@ -257,7 +257,7 @@ func (h *harvester) run(ctx context.Context) {
 			}
 			// Other files wait for a slot and this one had its turn:
 			// it queues again behind them.
-			if h.mayPark() && time.Since(h.slotAt) >= slotTurn {
+			if h.mayPark(false) && time.Since(h.slotAt) >= slotTurn {
 				if h.parkNow(ctx, true) {
 					return
 				}
@@ -325,7 +325,7 @@ func (h *harvester) run(ctx context.Context) {
 		}
 		// Caught up while other files wait for a slot: give it up; the
 		// scan queues the file again when it grows.
-		if (h.mayPark() || h.mayRest()) && h.parkNow(ctx, false) {
+		if h.mayPark(true) && h.parkNow(ctx, false) {
 			return
 		}
 		// A rotated file is idle from its rotation on at the earliest:
@@ -382,22 +382,19 @@ func (h *harvester) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// mayRest reports whether a harvester at the end of its file gives its slot
-// up though no file waits for one right now: there are more live files than
-// slots (Agent.crowded), so the others' turns come round, and a turn every
-// slotRevisit is cheaper than polling at the end: a turn is an open, an
-// fstat, two reads and a close every 2 s; polling, an fstat and two reads
-// every poll_interval (250 ms).
-func (h *harvester) mayRest() bool {
-	return h.a.crowded.Load() && !h.rotated && !h.discard && !h.ml.waiting()
-}
-
 // mayPark reports whether the harvester should give its slot up for files
-// that wait for one. A rotated file keeps its slot until it is read to its
-// end and idle (its name no longer leads to it), and so does one whose
-// too-long line is being skipped.
-func (h *harvester) mayPark() bool {
-	return h.a.slotsWanted() && !h.rotated && !h.discard && !h.ml.waiting() // an event waiting for its next line goes first (multiline.go)
+// that wait for one (atEnd: or, at the end of its file, because files take
+// turns: there are more live files than slots (Agent.crowded), and a turn
+// every slotRevisit, an open, an fstat, two reads and a close, is cheaper
+// than polling at the end, an fstat and two reads every poll_interval). A
+// rotated file keeps its slot until it is read to its end and idle (its
+// name no longer leads to it), and so does one whose too-long line is being
+// skipped, or whose event waits for its next line (multiline.go).
+func (h *harvester) mayPark(atEnd bool) bool {
+	if !h.a.slotsWanted() && !(atEnd && h.a.crowded.Load()) {
+		return false
+	}
+	return !h.rotated && !h.discard && !h.ml.waiting()
 }
 
 // parkNow hands the batch on and parks the file (see Agent.park); queue

@@ -23,9 +23,10 @@ import (
 // every ceil(N/M) turns.
 const slotTurn = time.Second
 
-// slotRevisit is how soon, while files wait for slots, a file that gave its
-// slot up at its end (caught up) is queued for its next turn, unless it has
-// a quarter of a read chunk (64 KiB) to read by then. Every turn costs
+// slotRevisit is how soon at most, while files take turns for slots, a file
+// that gave its slot up at its end (caught up) is queued for its next turn
+// (Agent.revisit scales it down for few files). It is not looked at
+// meanwhile (skipLook): what it gets by then is read at that turn. Every turn costs
 // an open, an fstat, two reads and a close whatever it carries: with 1,000
 // live files over 256 slots, a turn each second for each file was most of
 // the agent's CPU. A line waits at most about slotRevisit plus a
@@ -71,23 +72,29 @@ type shelved struct {
 	seen     bool      // matched by the current scan
 }
 
-// resting reports whether the file shelved under path had its turn less
-// than slotRevisit ago, ending at its end, while slots are all taken: it
-// would not be queued again yet, so the scan does not stat it (a stat of
-// each of 1,000 files every scan_interval was a twentieth of the agent's
-// CPU). It counts as seen; a rotation meanwhile is found a scan later.
-func (a *Agent) resting(path string) bool {
+// skipLook reports whether the scan leaves path alone this time, without
+// even a stat (each of 10,000 files every scan_interval was most of an idle
+// agent's CPU, and a twentieth of one with 1,000 live files): an idle file
+// not due for its next look (idleLook), or a file that ended its turn at its
+// end less than Agent.revisit ago while files take turns (it would not be
+// queued again yet; it counts as seen, and a rotation meanwhile is found a
+// scan later).
+func (a *Agent) skipLook(path string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if il := a.idle[path]; il != nil {
+		il.scan = a.scanN
+		if time.Now().Before(il.next) {
+			return true
+		}
+	}
 	k, ok := a.shelfPath[path]
 	if !ok {
 		return false
 	}
 	sh := a.shelf[k]
-	if sh == nil || sh.s == nil || !sh.caughtUp || !sh.queuedAt.IsZero() || time.Since(sh.parkedAt) >= time.Duration(a.revisit.Load()) {
-		return false
-	}
-	if !a.contendedLocked() {
+	if sh == nil || sh.s == nil || !sh.caughtUp || !sh.queuedAt.IsZero() ||
+		time.Since(sh.parkedAt) >= time.Duration(a.revisit.Load()) || !a.contendedLocked() {
 		return false
 	}
 	sh.seen = true
@@ -115,19 +122,6 @@ type idleLook struct {
 	since time.Time // since when it has that size
 	next  time.Time // not looked at before then
 	scan  uint64    // the last scan that matched it
-}
-
-// idleSkip reports whether the scan leaves path alone this time (an idle
-// file not due for a look).
-func (a *Agent) idleSkip(path string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	il := a.idle[path]
-	if il == nil {
-		return false
-	}
-	il.scan = a.scanN
-	return time.Now().Before(il.next)
 }
 
 // noteIdle records that path, read to its end, has size.
