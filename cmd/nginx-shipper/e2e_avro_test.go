@@ -169,44 +169,10 @@ func TestE2EAvroOutsideConsumer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "kafkajs-avro-consumer.js"), k.Brokers[0], srv.URL, "nginx-access", fmt.Sprint(len(want)))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kafkajs consumer: %v\n%s", err, stderr.String())
-	}
-
-	rcl, _ := sr.NewClient(sr.URLs(srv.URL))
-	vers, err := rcl.SubjectVersions(ctx, "nginx-access-value")
-	if err != nil || len(vers) != 2 {
-		t.Fatalf("subject nginx-access-value versions %v, %v; want 2 (combined, then full15)", vers, err)
-	}
-	seen := map[string]bool{}
-	ids := map[float64]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec struct {
-			SchemaID float64        `json:"schema_id"`
-			Value    map[string]any `json:"value"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("consumer output %q: %v", sc.Text(), err)
-		}
-		ids[rec.SchemaID] = true
-		got, err := avscToEvent(rec.Value)
-		if err != nil {
-			t.Fatalf("%v in %s", err, sc.Text())
-		}
-		key := fmt.Sprintf("%v@%v", got["log_file"], got["log_offset"])
-		if seen[key] {
-			t.Fatalf("line %s delivered twice", key)
-		}
-		seen[key] = true
-		if w, ok := want[key]; !ok {
-			t.Fatalf("a record for no line: %s", sc.Text())
+	seen, ids := kafkajsDecoded(t, ctx, node, mods, k.Brokers[0], srv.URL, "nginx-access", len(want))
+	for key, w := range want {
+		if got, ok := seen[key]; !ok {
+			t.Fatalf("line %s: no record", key)
 		} else if !reflect.DeepEqual(got, w) {
 			gj, _ := json.Marshal(got)
 			wj, _ := json.Marshal(w)
@@ -341,4 +307,45 @@ func TestE2EAvroReloadRegistersNewVersion(t *testing.T) {
 	if code := p.Term(60 * time.Second); code != 0 {
 		t.Errorf("nginx-shipper exited %d after SIGTERM, want 0", code)
 	}
+}
+
+// kafkajsDecoded runs the outside consumer (kafkajs +
+// @kafkajs/confluent-schema-registry, testdata/kafkajs-avro-consumer.js) on
+// topic until it has n records, and returns them decoded, as events by
+// "log_file@log_offset", with the schema ids they were framed with. A line
+// delivered twice fails the test.
+func kafkajsDecoded(t *testing.T, ctx context.Context, node, mods, broker, registry, topic string, n int) (map[string]map[string]any, map[float64]bool) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "kafkajs-avro-consumer.js"), broker, registry, topic, fmt.Sprint(n))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kafkajs consumer of %s: %v\n%s", topic, err, stderr.String())
+	}
+	got := map[string]map[string]any{}
+	ids := map[float64]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			SchemaID float64        `json:"schema_id"`
+			Value    map[string]any `json:"value"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("consumer output %q: %v", sc.Text(), err)
+		}
+		ids[rec.SchemaID] = true
+		ev, err := avscToEvent(rec.Value)
+		if err != nil {
+			t.Fatalf("%v in %s", err, sc.Text())
+		}
+		key := fmt.Sprintf("%v@%v", ev["log_file"], ev["log_offset"])
+		if _, dup := got[key]; dup {
+			t.Fatalf("%s: line %s delivered twice", topic, key)
+		}
+		got[key] = ev
+	}
+	return got, ids
 }

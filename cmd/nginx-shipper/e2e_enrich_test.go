@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -283,37 +280,7 @@ func TestE2EEnrichedStreamsAvro(t *testing.T) {
 	defer cancel()
 	decoded := func(topic string) map[string]map[string]any {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "kafkajs-avro-consumer.js"), k.Brokers[0], srv.URL, topic, fmt.Sprint(len(reqs)))
-		cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("kafkajs consumer of %s: %v\n%s", topic, err, stderr.String())
-		}
-		got := map[string]map[string]any{}
-		ids := map[float64]bool{}
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec struct {
-				SchemaID float64        `json:"schema_id"`
-				Value    map[string]any `json:"value"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Fatalf("consumer output %q: %v", sc.Text(), err)
-			}
-			ids[rec.SchemaID] = true
-			ev, err := avscToEvent(rec.Value)
-			if err != nil {
-				t.Fatalf("%v in %s", err, sc.Text())
-			}
-			key := fmt.Sprintf("%v@%v", ev["log_file"], ev["log_offset"])
-			if _, dup := got[key]; dup {
-				t.Fatalf("%s: line %s twice", topic, key)
-			}
-			got[key] = ev
-		}
+		got, ids := kafkajsDecoded(t, ctx, node, mods, k.Brokers[0], srv.URL, topic, len(reqs))
 		if len(ids) != 1 {
 			t.Errorf("%s: records with schema ids %v, want one", topic, ids)
 		}
