@@ -256,15 +256,11 @@ func (b *bencher) caseCeiling(ctx context.Context, c benchCase, runNo int) (res 
 	if err != nil {
 		return res, err
 	}
-	rdir := filepath.Join(b.dir, fmt.Sprintf("ceil-%s-%d", c.name, runNo))
-	if err := os.MkdirAll(rdir, 0o755); err != nil {
+	rdir, cleanup, err := b.runDir(fmt.Sprintf("ceil-%s-%d", c.name, runNo))
+	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if !b.o.keep {
-			os.RemoveAll(rdir)
-		}
-	}()
+	defer cleanup()
 	var brokers, endpoint string
 	var kafkaProc *proc
 	var kcl *kgo.Client

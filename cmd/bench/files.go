@@ -133,15 +133,11 @@ func (b *bencher) filesRuns(ctx context.Context, c filesCase, runNo int) ([]file
 // with) n lines.
 func (b *bencher) files(ctx context.Context, c filesCase, nfiles, n, runNo int) (res filesResult, err error) {
 	res.files, res.lines = nfiles, n
-	rdir := filepath.Join(b.dir, fmt.Sprintf("%s-%d-%d", c.name, nfiles, runNo))
-	if err := os.MkdirAll(rdir, 0o755); err != nil {
+	rdir, cleanup, err := b.runDir(fmt.Sprintf("%s-%d-%d", c.name, nfiles, runNo))
+	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if !b.o.keep {
-			os.RemoveAll(rdir)
-		}
-	}()
+	defer cleanup()
 	logs := filepath.Join(rdir, "logs")
 	if c.live {
 		err = createFiles(logs, nfiles)

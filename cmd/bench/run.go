@@ -145,18 +145,28 @@ func (b *bencher) enrichKeys(c benchCase) string {
 	return ""
 }
 
+// runDir makes the work directory of one run, b.dir/name; cleanup removes
+// it unless -keep.
+func (b *bencher) runDir(name string) (dir string, cleanup func(), err error) {
+	dir = filepath.Join(b.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if !b.o.keep {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
 // agent runs one case once. With profile set ("PATH?seconds=N") it also
 // serves pprof and writes a CPU profile of the first N seconds to PATH.
 func (b *bencher) agent(ctx context.Context, c benchCase, runNo int, profile string) (res result, err error) {
-	rdir := filepath.Join(b.dir, fmt.Sprintf("%s-%d", c.name, runNo))
-	if err := os.MkdirAll(rdir, 0o755); err != nil {
+	rdir, cleanup, err := b.runDir(fmt.Sprintf("%s-%d", c.name, runNo))
+	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if !b.o.keep {
-			os.RemoveAll(rdir)
-		}
-	}()
+	defer cleanup()
 	var brokers, endpoint string
 	var kafkaProc *proc
 	if c.kafka {
@@ -512,15 +522,11 @@ func pacedWriter(ctx context.Context, path string, rate int, d time.Duration) er
 // ceiling runs the bare producer (this binary's "produce" mode) as its own
 // process into a fresh broker and measures it like the agent.
 func (b *bencher) ceiling(ctx context.Context, runNo int) (res result, err error) {
-	rdir := filepath.Join(b.dir, fmt.Sprintf("ceiling-%d", runNo))
-	if err := os.MkdirAll(rdir, 0o755); err != nil {
+	rdir, cleanup, err := b.runDir(fmt.Sprintf("ceiling-%d", runNo))
+	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if !b.o.keep {
-			os.RemoveAll(rdir)
-		}
-	}()
+	defer cleanup()
 	p, addr, err := startKafka(b.tl, rdir, b.o.partitions, "")
 	if err != nil {
 		return res, err
