@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
-	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 	"github.com/nginx-shipper/nginx-shipper/parser"
 )
 
@@ -29,44 +26,11 @@ func generatorDBs(t testing.TB) (city, asn string) {
 	if dir := os.Getenv("NGINX_SHIPPER_BENCH_DBS"); dir != "" {
 		return filepath.Join(dir, "City.mmdb"), filepath.Join(dir, "ASN.mmdb")
 	}
-	dir := t.TempDir()
-	var cities, asns []enrichtest.Network
-	add := func(cidr, cc string, asn uint32) {
-		cities = append(cities, enrichtest.Network{CIDR: cidr, Rec: enrichtest.CityRecord(cc, "Country "+cc, "State "+cidr, "City "+cidr, 40, -100)})
-		asns = append(asns, enrichtest.Network{CIDR: cidr, Rec: enrichtest.ASNRecord(asn, fmt.Sprintf("Net %d", asn))})
+	city, asn, err := writeGeneratorDBs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if legacyClients {
-		for i, p := range []string{"198.51.100", "203.0.113"} {
-			for q := 0; q < 4; q++ {
-				add(fmt.Sprintf("%s.%d/26", p, q*64), "US", uint32(64500+i))
-			}
-		}
-		for q := 0; q < 16; q++ {
-			add(fmt.Sprintf("2001:db8:%x000::/36", q), "DE", 64510)
-		}
-	} else {
-		for n := 0; n < 1<<14; n++ {
-			a := netip.AddrFrom4([4]byte{byte(n >> 6), byte(n << 2), 0, 0})
-			if !publicUnicast(a) {
-				continue
-			}
-			add(netip.PrefixFrom(a, 14).String(), "US", uint32(1+n%4000))
-		}
-		for i, p := range clientNets6 {
-			b := p.Addr().As16()
-			if p.Bits() >= 28 {
-				add(p.String(), "DE", uint32(5000+i))
-				continue
-			}
-			for n := 0; n < 1<<(28-p.Bits()); n++ {
-				v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | uint32(n)<<4
-				c := b
-				c[0], c[1], c[2], c[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-				add(netip.PrefixFrom(netip.AddrFrom16(c), 28).String(), "DE", uint32(5000+i))
-			}
-		}
-	}
-	return enrichtest.WriteDB(t, dir, "City.mmdb", "GeoLite2-City", cities), enrichtest.WriteDB(t, dir, "ASN.mmdb", "GeoLite2-ASN", asns)
+	return city, asn
 }
 
 type enrichRig struct {

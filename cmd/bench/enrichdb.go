@@ -2,85 +2,58 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"os"
+	"net/netip"
 	"path/filepath"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/nginx-shipper/nginx-shipper/agent/enrich/enrichtest"
 )
 
 // writeGeneratorDBs writes, into dir, a City and an ASN database (MaxMind
-// format, with mmdbwriter) that place the generator's addresses as a real
-// database would: one record per /26 of its two IPv4 /24s and per /36 of
-// 2001:db8::/32. The kafka-enrich case looks its lines up in them.
+// format, with mmdbwriter) that place the generator's clients as a real
+// database would: the public IPv4 space in /14s, clientNets6 in /28s (with
+// legacyClients, one record per /26 of the old generator's two IPv4 /24s
+// and per /36 of 2001:db8::/32). The kafka-enrich case and the enrichment
+// benchmarks look the generator's lines up in them.
 func writeGeneratorDBs(dir string) (city, asn string, err error) {
-	names := func(en string) mmdbtype.Map {
-		return mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(en)}}
+	var cities, asns []enrichtest.Network
+	add := func(cidr, cc string, asn uint32) {
+		cities = append(cities, enrichtest.Network{CIDR: cidr, Rec: enrichtest.CityRecord(cc, "Country "+cc, "State "+cidr, "City "+cidr, 40, -100)})
+		asns = append(asns, enrichtest.Network{CIDR: cidr, Rec: enrichtest.ASNRecord(asn, fmt.Sprintf("Net %d", asn))})
 	}
-	cityRec := func(cc, country, region, name string, lat, lon float64) mmdbtype.Map {
-		c := names(country)
-		c["iso_code"] = mmdbtype.String(cc)
-		return mmdbtype.Map{
-			"country": c, "registered_country": c,
-			"location":     mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon), "accuracy_radius": mmdbtype.Uint16(20)},
-			"subdivisions": mmdbtype.Slice{names(region)},
-			"city":         names(name),
-		}
-	}
-	asnRec := func(n uint32, org string) mmdbtype.Map {
-		return mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(n), "autonomous_system_organization": mmdbtype.String(org)}
-	}
-	type network struct {
-		cidr string
-		rec  mmdbtype.Map
-	}
-	var cities, asns []network
-	for i, p := range []string{"198.51.100", "203.0.113"} {
-		for q := 0; q < 4; q++ {
-			cidr := fmt.Sprintf("%s.%d/26", p, q*64)
-			cities = append(cities, network{cidr, cityRec("US", "United States", "State "+cidr, "City "+cidr, 40+float64(q), -100+float64(i))})
-			asns = append(asns, network{cidr, asnRec(uint32(64500+i), "Net "+p)})
-		}
-	}
-	for q := 0; q < 16; q++ {
-		cidr := fmt.Sprintf("2001:db8:%x000::/36", q)
-		cities = append(cities, network{cidr, cityRec("DE", "Germany", "Land", "Stadt "+cidr, 50, float64(q))})
-		asns = append(asns, network{cidr, asnRec(64510, "Net v6")})
-	}
-	write := func(name, dbType string, nets []network) (string, error) {
-		tree, err := mmdbwriter.New(mmdbwriter.Options{
-			DatabaseType:            dbType,
-			Description:             map[string]string{"en": "nginx-shipper bench database"},
-			IncludeReservedNetworks: true, // the generator uses documentation ranges
-			RecordSize:              28,
-		})
-		if err != nil {
-			return "", err
-		}
-		for _, n := range nets {
-			_, ipnet, err := net.ParseCIDR(n.cidr)
-			if err != nil {
-				return "", err
-			}
-			if err := tree.Insert(ipnet, n.rec); err != nil {
-				return "", fmt.Errorf("insert %s: %w", n.cidr, err)
+	if legacyClients {
+		for i, p := range []string{"198.51.100", "203.0.113"} {
+			for q := 0; q < 4; q++ {
+				add(fmt.Sprintf("%s.%d/26", p, q*64), "US", uint32(64500+i))
 			}
 		}
-		path := filepath.Join(dir, name)
-		f, err := os.Create(path)
-		if err != nil {
-			return "", err
+		for q := 0; q < 16; q++ {
+			add(fmt.Sprintf("2001:db8:%x000::/36", q), "DE", 64510)
 		}
-		if _, err := tree.WriteTo(f); err != nil {
-			f.Close()
-			return "", err
+	} else {
+		for n := 0; n < 1<<14; n++ {
+			a := netip.AddrFrom4([4]byte{byte(n >> 6), byte(n << 2), 0, 0})
+			if !publicUnicast(a) {
+				continue
+			}
+			add(netip.PrefixFrom(a, 14).String(), "US", uint32(1+n%4000))
 		}
-		return path, f.Close()
+		for i, p := range clientNets6 {
+			b := p.Addr().As16()
+			if p.Bits() >= 28 {
+				add(p.String(), "DE", uint32(5000+i))
+				continue
+			}
+			for n := 0; n < 1<<(28-p.Bits()); n++ {
+				v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | uint32(n)<<4
+				c := b
+				c[0], c[1], c[2], c[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+				add(netip.PrefixFrom(netip.AddrFrom16(c), 28).String(), "DE", uint32(5000+i))
+			}
+		}
 	}
-	if city, err = write("GeoLite2-City.mmdb", "GeoLite2-City", cities); err != nil {
+	city, asn = filepath.Join(dir, "City.mmdb"), filepath.Join(dir, "ASN.mmdb")
+	if err := enrichtest.Write(city, "GeoLite2-City", 6, cities); err != nil {
 		return "", "", err
 	}
-	asn, err = write("GeoLite2-ASN.mmdb", "GeoLite2-ASN", asns)
-	return city, asn, err
+	return city, asn, enrichtest.Write(asn, "GeoLite2-ASN", 6, asns)
 }

@@ -4,6 +4,7 @@
 package enrichtest
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +35,17 @@ func WriteDB4(t testing.TB, dir, name, dbType string, nets []Network) string {
 }
 
 func writeDB(t testing.TB, dir, name, dbType string, ipVersion int, nets []Network) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := Write(path, dbType, ipVersion, nets); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Write writes nets as a MaxMind-format database of dbType (ipVersion 4 or
+// 6) to path, as geoipupdate does: a new file renamed over the old one.
+func Write(path, dbType string, ipVersion int, nets []Network) error {
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
 		DatabaseType:            dbType,
 		Description:             map[string]string{"en": "nginx-shipper test database"},
@@ -42,34 +54,30 @@ func writeDB(t testing.TB, dir, name, dbType string, ipVersion int, nets []Netwo
 		RecordSize:              28,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, n := range nets {
 		_, ipnet, err := net.ParseCIDR(n.CIDR)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := tree.Insert(ipnet, n.Rec); err != nil {
-			t.Fatalf("insert %s: %v", n.CIDR, err)
+			return fmt.Errorf("insert %s: %w", n.CIDR, err)
 		}
 	}
-	path := filepath.Join(dir, name)
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
+		f.Close()
+		return err
 	}
 	if err := f.Close(); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	// As geoipupdate: a new file renamed over the old one.
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return os.Rename(tmp, path)
 }
 
 // Names is an mmdb "names" map.
