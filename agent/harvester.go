@@ -82,7 +82,6 @@ type harvester struct {
 	fd      int       // h.f's descriptor, for pread (-1: use h.f.ReadAt)
 	atEOF   bool      // the last read came short: at the end until check sees growth
 	eofAt   time.Time // when it came short
-	eofEnd  int64     // where: the file's size then
 	headAt  int64     // the end of the last read after which the head was compared
 	pathAt  time.Time // when the path was last seen naming this file (check)
 	head    []byte    // the file's first bytes, as covered by its fingerprint
@@ -436,7 +435,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		// would read again to be told so (a syscall more each time; with
 		// a thousand files taking turns, syscalls were a fifth of the
 		// agent's CPU).
-		h.atEOF, h.eofAt, h.eofEnd = true, time.Now(), at+int64(n)
+		h.atEOF, h.eofAt = true, time.Now() // end() is where it came short until atEOF is cleared
 	}
 	if n <= 0 {
 		if err == nil {
@@ -762,7 +761,7 @@ func (h *harvester) check(ctx context.Context) bool {
 	end := h.end()
 	var size int64
 	var mod time.Time
-	if h.atEOF && now.Sub(h.eofAt) < eofFresh && end == h.eofEnd {
+	if h.atEOF && now.Sub(h.eofAt) < eofFresh {
 		// A read came short at end a moment ago: that is the file's
 		// size, and its head was compared after that read. No fstat:
 		// with a thousand files taking turns, each turn's syscalls
