@@ -270,7 +270,7 @@ func (a *Agent) openShelved(ctx context.Context, sh *shelved) {
 		}
 		f.Close()
 	}
-	path, ok := a.locate(sh)
+	path, ok := findByInode(sh) // rotated while it waited
 	if !ok {
 		a.lostWhileShelved(sh)
 		return
@@ -300,6 +300,11 @@ func (a *Agent) locate(sh *shelved) (string, bool) {
 	if fi, err := os.Stat(sh.path); err == nil && keyOf(fi) == sh.key {
 		return sh.path, true
 	}
+	return findByInode(sh)
+}
+
+// findByInode finds sh's file by inode in its directory.
+func findByInode(sh *shelved) (string, bool) {
 	dir := filepath.Dir(sh.path)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
