@@ -102,8 +102,10 @@
 // grown and gives it back at the end of the file (a partial line is read
 // again next time). Only a holder builds a batch, and batches start small
 // (a flight grows with its lines; grown ones are kept for reuse). Each
-// flight in flight is charged flightOverhead on top of its bytes, which
-// bounds their number when batches are small.
+// flight in flight is charged the memory it holds (the capacity of its
+// arena, events and spans, not what its batch uses: a few lines in a
+// flight grown by an earlier batch hold all of it) plus flightOverhead,
+// which bounds their number when batches are small.
 //
 // A scan costs a stat per matched file (about 3.3 µs of CPU each: 3.3 % of
 // a core at 10,000 files and the default scan_interval); the checkpoint
