@@ -716,13 +716,9 @@ func (a *Agent) send(ctx context.Context, s *stream, fl *flight) bool {
 		return false
 	}
 	ctx = a.sendCtx
-	// The memory the flight holds, not the bytes its batch uses: a small
-	// batch in a flight grown by an earlier, full one (the last batch of
-	// a file, a turn's few lines) holds the whole arena and events array
-	// while in flight. Charging what it used let 1,000 files' partial
-	// batches keep about twice the budget's memory live: 51 MB, over the
-	// soft memory limit, and the collector then ran without pause
-	// (files-backlog: 2.2 times the CPU of one file, peak RSS 72 MiB).
+	// The memory the flight holds, not the bytes its batch uses: a few
+	// lines in a flight grown by an earlier, full batch hold all of it
+	// while in flight (with many files, most batches are such).
 	fl.cost = int64(flightSize(fl)) + flightOverhead
 	if err := a.budget.acquire(ctx, fl.cost); err != nil {
 		a.flights.put(fl)

@@ -50,9 +50,10 @@ func newFlight() *flight {
 }
 
 // flightOverhead is charged to the in-flight budget for every flight on top
-// of the bytes it holds: what a small flight costs in memory. It bounds the
-// number of flights in flight when batches are small (many files, each
-// with a few new lines).
+// of its buffers (flightSize): what a flight in flight holds besides them
+// (the flight itself, its place in its stream, the sinks' state for the
+// batch). It bounds the number of flights in flight when batches are small
+// (many files, each with a few new lines).
 const flightOverhead = 16 << 10
 
 // flightPool keeps the flights the agent is done with, for the next batches.
