@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nginx-shipper/nginx-shipper/agent/enrich"
@@ -107,6 +107,7 @@ type Agent struct {
 	crowded   atomic.Bool          // more live files than slots (sweepShelf)
 	idle      map[string]*idleLook // files read to their end, unchanged (slots.go)
 	scanN     uint64               // scans made
+	globs     *globCache           // the scan's directory listings (glob.go); the scan's own
 	revisit   atomic.Int64         // how soon a caught-up file takes its next turn (ns; sweepShelf)
 	wg        sync.WaitGroup
 	scanNow   chan struct{}
@@ -190,6 +191,7 @@ func New(cfg Config, ins []InputConfig, ss []sinks.Sink, opts Options) (*Agent, 
 		shelf:       map[fileKey]*shelved{},
 		shelfPath:   map[string]fileKey{},
 		idle:        map[string]*idleLook{},
+		globs:       newGlobCache(),
 		readers:     newReaders(readersMax),
 		runners:     newRunners(),
 		scanNow:     make(chan struct{}, 1),
@@ -314,9 +316,7 @@ func (a *Agent) scan(ctx context.Context, initial bool) {
 	a.mu.Unlock()
 	for _, in := range a.inputs {
 		for _, pat := range in.cfg.Paths {
-			matches, _ := filepath.Glob(pat)
-			sort.Strings(matches)
-			for _, path := range matches {
+			for _, path := range a.globs.glob(pat) {
 				if excluded(in.cfg.Exclude, path) {
 					continue
 				}
@@ -347,12 +347,14 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	if !initial && !rotated && a.skipLook(path) {
 		return
 	}
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
+	// syscall.Stat rather than os.Stat: no FileInfo to allocate, for a
+	// stat of every matched file at every scan.
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return
 	}
-	k := keyOf(fi)
-	size := fi.Size()
+	k := fileKey{Dev: uint64(st.Dev), Ino: st.Ino}
+	size := st.Size
 	a.mu.Lock()
 	busyH, busy := a.open[k]
 	if busy {
