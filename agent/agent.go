@@ -566,6 +566,7 @@ func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.Fil
 // matched: a file rotated (renamed) while the agent was down is found by its
 // identity in its old directory and read to its end from its checkpoint.
 func (a *Agent) resumeRotated(ctx context.Context) {
+	dirs := dirListings{}
 	for _, e := range a.reg.all() {
 		k := fileKey{e.Dev, e.Ino}
 		a.mu.Lock()
@@ -578,38 +579,72 @@ func (a *Agent) resumeRotated(ctx context.Context) {
 		if in == nil {
 			continue
 		}
-		dir := filepath.Dir(e.Path)
-		ents, err := os.ReadDir(dir)
-		if err != nil {
+		if fi, err := os.Lstat(e.Path); err == nil && fi.Mode().IsRegular() && keyOf(fi) == k {
+			// Under its name (most checkpoints): read or not, the scan
+			// has it (it may have given its slot up already; taking it
+			// for a rotated file held a slot for minutes).
 			continue
 		}
+		dir := filepath.Dir(e.Path)
 		found := false
-		for _, de := range ents {
+		if de := dirs.byKey(dir)[k]; de != nil {
 			info, err := de.Info()
-			if err != nil || !info.Mode().IsRegular() || keyOf(info) != k {
+			if err != nil {
 				continue
 			}
 			if info.Size() <= e.Offset {
 				found = true // fully read already
-				break
-			}
-			if de.Name() == filepath.Base(e.Path) {
-				// Not rotated: under its name, the scan reads it (it
-				// may have given its slot up already; taking it for a
-				// rotated file held a slot for minutes).
+			} else if de.Name() == filepath.Base(e.Path) {
+				found = true // under its name again (renamed back)
+			} else {
+				a.log.Info("found a file rotated while the agent was down", "checkpoint_path", e.Path, "now", filepath.Join(dir, de.Name()))
+				a.consider(ctx, in, filepath.Join(dir, de.Name()), false, true)
 				found = true
-				break
 			}
-			a.log.Info("found a file rotated while the agent was down", "checkpoint_path", e.Path, "now", filepath.Join(dir, de.Name()))
-			a.consider(ctx, in, filepath.Join(dir, de.Name()), false, true)
-			found = true
-			break
 		}
 		if !found && time.Since(e.Seen) > 7*24*time.Hour {
 			a.reg.forget(e.e)
 		}
 	}
-	a.resumeSiblings(ctx)
+	a.resumeSiblings(ctx, dirs)
+}
+
+// dirListings are the directories resumeRotated and resumeSiblings look
+// in, each read once: with thousands of checkpoints in one directory, a
+// listing for each was quadratic (10,000 files: 100 M directory entries
+// read at start).
+type dirListings map[string]*dirListing
+
+type dirListing struct {
+	ents []os.DirEntry // sorted by name; nil when the directory could not be read
+	keys map[fileKey]os.DirEntry
+}
+
+func (d dirListings) get(dir string) *dirListing {
+	l := d[dir]
+	if l == nil {
+		l = &dirListing{}
+		l.ents, _ = os.ReadDir(dir)
+		d[dir] = l
+	}
+	return l
+}
+
+// byKey returns dir's regular files by identity (an lstat of each, once).
+func (d dirListings) byKey(dir string) map[fileKey]os.DirEntry {
+	l := d.get(dir)
+	if l.keys == nil {
+		l.keys = map[fileKey]os.DirEntry{}
+		for _, de := range l.ents {
+			if !de.Type().IsRegular() {
+				continue
+			}
+			if info, err := de.Info(); err == nil && info.Mode().IsRegular() {
+				l.keys[keyOf(info)] = de
+			}
+		}
+	}
+	return l.keys
 }
 
 // compressedExt are rotated files we cannot read as text.
@@ -623,7 +658,7 @@ var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip",
 // compressed, unknown to the checkpoints, changed since the previous run's
 // last checkpoint, is read from its start (or from its original's
 // checkpoint, when it is a copy).
-func (a *Agent) resumeSiblings(ctx context.Context) {
+func (a *Agent) resumeSiblings(ctx context.Context, dirs dirListings) {
 	since := a.reg.prevWritten
 	if since.IsZero() {
 		return // first run: nothing was missed
@@ -640,12 +675,15 @@ func (a *Agent) resumeSiblings(ctx context.Context) {
 		}
 		seen[e.Path] = true
 		dir, base := filepath.Dir(e.Path), filepath.Base(e.Path)
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, de := range ents {
+		ents := dirs.get(dir).ents
+		// The names that start with base, in order: base+"-..." and
+		// base+"."... sort after base.
+		i, _ := slices.BinarySearchFunc(ents, base, func(de os.DirEntry, b string) int { return strings.Compare(de.Name(), b) })
+		for _, de := range ents[i:] {
 			name := de.Name()
+			if !strings.HasPrefix(name, base) {
+				break
+			}
 			if name == base || !(strings.HasPrefix(name, base+".") || strings.HasPrefix(name, base+"-")) {
 				continue
 			}

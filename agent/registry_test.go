@@ -135,3 +135,56 @@ func TestEncodeRegistryMatchesEncodingJSON(t *testing.T) {
 		t.Fatalf("ours:\n%s\nencoding/json:\n%s", got, std)
 	}
 }
+
+// byFingerprint finds the entry of another inode with the same full-length
+// fingerprint (a copytruncate copy's original) through its index, which put,
+// forget and setFingerprint keep exact, and at load.
+func TestRegistryByFingerprintIndex(t *testing.T) {
+	dir := t.TempDir()
+	r, _, err := OpenRegistry(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := &entry{Path: "/l/a.log", Dev: 1, Ino: 10, FP: "full", FPLen: fingerprintLen, Offset: 500}
+	r.put(orig)
+	r.put(&entry{Path: "/l/b.log", Dev: 1, Ino: 11, FP: "other", FPLen: fingerprintLen})
+	short := &entry{Path: "/l/c.log", Dev: 1, Ino: 12, FP: "growing", FPLen: 100}
+	r.put(short)
+	if got := r.byFingerprint("full", fingerprintLen, fileKey{1, 99}); got != orig {
+		t.Fatalf("copy of a.log: got %+v", got)
+	}
+	if got := r.byFingerprint("full", fingerprintLen, fileKey{1, 10}); got != nil {
+		t.Fatalf("the file itself is not its own original: got %+v", got)
+	}
+	if got := r.byFingerprint("growing", 100, fileKey{1, 99}); got != nil {
+		t.Fatalf("a short fingerprint cannot tell: got %+v", got)
+	}
+	r.setFingerprint(short, "grown", fingerprintLen)
+	if got := r.byFingerprint("grown", fingerprintLen, fileKey{1, 99}); got != short {
+		t.Fatalf("after the fingerprint grew: got %+v", got)
+	}
+	// The inode reused by a new file: the old entry is no longer found.
+	r.put(&entry{Path: "/l/a.log", Dev: 1, Ino: 10, FP: "new", FPLen: fingerprintLen})
+	if got := r.byFingerprint("full", fingerprintLen, fileKey{1, 99}); got != nil {
+		t.Fatalf("replaced entry still found: %+v", got)
+	}
+	if err := r.Save(); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := OpenRegistry(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fp := range []string{"new", "other", "grown"} {
+		if got := r2.byFingerprint(fp, fingerprintLen, fileKey{1, 99}); got == nil {
+			t.Errorf("after a reload: %s not found", fp)
+		}
+	}
+	r2.forget(r2.peek(fileKey{1, 11}))
+	if got := r2.byFingerprint("other", fingerprintLen, fileKey{1, 99}); got != nil {
+		t.Fatalf("forgotten entry found: %+v", got)
+	}
+	if len(r2.byFP) != 2 || len(r.byFP) != 3 {
+		t.Fatalf("index holds %d and %d fingerprints, want 2 and 3 (nothing stale)", len(r2.byFP), len(r.byFP))
+	}
+}
