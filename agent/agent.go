@@ -466,7 +466,7 @@ func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.Fil
 	if sh != nil && sh.s != nil && sh.key == k {
 		// With the head kept (a parked file), the read that follows
 		// compares it (readOnce, check): no hash of it here.
-		if size >= sh.readTo && (len(sh.head) > 0 || sh.e.matches(k, f, size)) {
+		if size >= sh.readTo && (sh.head.n > 0 || sh.e.matches(k, f, size)) {
 			// Parked: resume reading where it stopped, in the same
 			// stream (its batches may still be in flight).
 			e, s, offset = sh.e, sh.s, sh.readTo
@@ -519,10 +519,7 @@ func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.Fil
 		ml:       newJoiner(in),
 	}
 	if sh != nil && sh.s == s && sh.path == path {
-		h.head, h.pathAt, h.log = sh.head, sh.seenAt, sh.log
-	}
-	if h.log == nil {
-		h.log = a.log.With("path", path, "inode", k.Ino)
+		h.head, h.pathAt = sh.head, sh.seenAt
 	}
 	h.initContainer() // container inputs (container.go)
 	a.mu.Lock()
@@ -539,9 +536,11 @@ func (a *Agent) startFile(ctx context.Context, in *input, path string, f *os.Fil
 	h.bytes = a.m.bytesRead.WithLabelValues(path)
 	h.lagG = a.m.lag.WithLabelValues(path)
 	if sh != nil && sh.s != nil {
-		h.log.Debug("reading parked file again", "offset", offset, "size", size)
+		if a.log.Enabled(ctx, slog.LevelDebug) {
+			h.logger().Debug("reading parked file again", "offset", offset, "size", size)
+		}
 	} else {
-		h.log.Info("reading file", "offset", offset, "size", size, "rotated", rotated)
+		h.logger().Info("reading file", "offset", offset, "size", size, "rotated", rotated)
 	}
 	a.wg.Add(1)
 	a.runners.run(func() {

@@ -105,7 +105,7 @@ func (h *harvester) initContainer() {
 	h.dec = container.NewDecoder(rt, h.a.cfg.MaxLineBytes)
 	m, err := container.ResolvePath(h.path, filepath.EvalSymlinks)
 	if err != nil {
-		h.log.Debug("no kubernetes metadata in the path", "err", err)
+		h.logger().Debug("no kubernetes metadata in the path", "err", err)
 		return
 	}
 	m.Node = os.Getenv("NODE_NAME")

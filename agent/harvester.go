@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -51,7 +52,7 @@ type harvester struct {
 	e     *entry
 	s     *stream
 	src   *sinks.Source
-	log   *slog.Logger
+	log   *slog.Logger // logger()'s
 	meta  parser.Meta
 	res   parser.Result
 	est   enrich.State // the enricher's scratch space ([enrich])
@@ -84,8 +85,8 @@ type harvester struct {
 	eofAt   time.Time // when it came short
 	headAt  int64     // the end of the last read after which the head was compared
 	pathAt  time.Time // when the path was last seen naming this file (check)
-	head    []byte    // the file's first bytes, as covered by its fingerprint
-	scratch []byte    // for comparing them again
+	head    head      // the file's first bytes, as covered by its fingerprint
+	scratch []byte    // for reading them again
 
 	// checkedAt (unix ns) is when check last ran; the scan reads it too.
 	// A reader blocked on backpressure does not check; meanwhile the scan
@@ -172,34 +173,51 @@ func (h *harvester) takeGens() []string {
 	return g
 }
 
+// head is what a reader remembers of its file's first bytes (those its
+// fingerprint covers) to see that the file still starts with them: their
+// length and a 64-bit hash, not the bytes, which a parked file keeps too
+// (1 KiB each, 10 MB of heap with 10,000 files taking turns). A change that
+// kept the hash is a chance of 2^-64 per read.
+type head struct {
+	loaded bool
+	n      int
+	sum    uint64
+}
+
+var headSeed = maphash.MakeSeed()
+
 // loadHead reads the bytes the entry's fingerprint covers.
 func (h *harvester) loadHead() {
 	h.a.reg.mu.Lock()
 	n := h.e.FPLen
 	h.a.reg.mu.Unlock()
-	h.head = h.head[:0]
+	h.head = head{loaded: true}
 	if n == 0 {
 		return
 	}
-	buf := make([]byte, n)
-	if m, _ := h.f.ReadAt(buf, 0); m == n {
-		h.head = buf
+	b := h.headBuf(n)
+	if m, _ := h.f.ReadAt(b, 0); m == n {
+		h.head.n, h.head.sum = n, maphash.Bytes(headSeed, b)
 	}
+}
+
+func (h *harvester) headBuf(n int) []byte {
+	if cap(h.scratch) < n {
+		h.scratch = make([]byte, fingerprintLen)
+	}
+	return h.scratch[:n]
 }
 
 // headSame reports whether the file still starts with h.head.
 func (h *harvester) headSame() bool {
-	if len(h.head) == 0 {
+	if h.head.n == 0 {
 		return true
 	}
-	if cap(h.scratch) < len(h.head) {
-		h.scratch = make([]byte, len(h.head))
-	}
-	b := h.scratch[:len(h.head)]
+	b := h.headBuf(h.head.n)
 	if n, _ := h.pread(b, 0); n != len(b) {
 		return false
 	}
-	return bytes.Equal(b, h.head)
+	return maphash.Bytes(headSeed, b) == h.head.sum
 }
 
 // pread is one pread(2) of the file at off (retried on EINTR): fewer bytes
@@ -230,7 +248,7 @@ func (h *harvester) run(ctx context.Context) {
 	if rc, err := h.f.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { h.fd = int(fd) })
 	}
-	if h.head == nil { // kept by a parked file (slots.go)
+	if !h.head.loaded { // kept by a parked file (slots.go)
 		h.loadHead()
 	}
 	poll := minPoll
@@ -278,7 +296,7 @@ func (h *harvester) run(ctx context.Context) {
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			h.log.Error("read failed; closing the file, it will be opened again at the next scan", "err", err)
+			h.logger().Error("read failed; closing the file, it will be opened again at the next scan", "err", err)
 			h.flush(ctx)
 			return
 		}
@@ -341,7 +359,7 @@ func (h *harvester) run(ctx context.Context) {
 		if h.rotated && time.Since(h.rotatedAt) >= h.maxHold() {
 			// nginx never reopened its logs: do not hold a deleted or
 			// renamed file (and its disk space) forever.
-			h.log.Warn("rotated file still growing long after rotation (was nginx sent USR1?); letting it go", "offset", h.offset, "held", time.Since(h.rotatedAt).Round(time.Second))
+			h.logger().Warn("rotated file still growing long after rotation (was nginx sent USR1?); letting it go", "offset", h.offset, "held", time.Since(h.rotatedAt).Round(time.Second))
 			h.finishRotated(ctx)
 			return
 		}
@@ -349,7 +367,7 @@ func (h *harvester) run(ctx context.Context) {
 			// Parked, not just closed: its last batches may still be in
 			// flight, and reading must resume after them, not at the
 			// checkpoint (that was read twice).
-			h.log.Debug("file idle; closing it until it grows", "offset", h.offset)
+			h.logger().Debug("file idle; closing it until it grows", "offset", h.offset)
 			h.a.park(h, false)
 			return
 		}
@@ -770,7 +788,7 @@ func (h *harvester) check(ctx context.Context) bool {
 	} else {
 		fi, err := h.f.Stat()
 		if err != nil {
-			h.log.Error("stat of open file failed", "err", err)
+			h.logger().Error("stat of open file failed", "err", err)
 			return true
 		}
 		size, mod = fi.Size(), fi.ModTime()
@@ -804,11 +822,11 @@ func (h *harvester) check(ctx context.Context) bool {
 		case err != nil && errors.Is(err, os.ErrNotExist):
 			h.rotated, h.rotatedAt = true, time.Now()
 			h.a.m.rotations.WithLabelValues(h.path, "delete").Inc()
-			h.log.Info("file deleted or renamed away; reading it to its end", "offset", end)
+			h.logger().Info("file deleted or renamed away; reading it to its end", "offset", end)
 		case err == nil && keyOf(pfi) != h.key:
 			h.rotated, h.rotatedAt = true, time.Now()
 			h.a.m.rotations.WithLabelValues(h.path, "rename").Inc()
-			h.log.Info("file rotated; reading the old file to its end", "offset", end)
+			h.logger().Info("file rotated; reading the old file to its end", "offset", end)
 			h.a.wakeScan()
 		}
 	}
@@ -820,7 +838,7 @@ func (h *harvester) check(ctx context.Context) bool {
 // under a new entry (a new stream), so late acknowledgements of the old
 // content never move the new checkpoint.
 func (h *harvester) truncated(ctx context.Context, size int64) {
-	h.log.Warn("file truncated (copytruncate?); reading it again from the start", "read_offset", h.offset, "size", size)
+	h.logger().Warn("file truncated (copytruncate?); reading it again from the start", "read_offset", h.offset, "size", size)
 	h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
 	h.flush(ctx)
 	h.a.reg.mu.Lock()
@@ -888,7 +906,7 @@ func (h *harvester) finishRotated(ctx context.Context) {
 		h.batch().b.End = h.offset
 		h.flush(ctx)
 	}
-	h.log.Info("rotated file read to its end and idle; closing it", "offset", h.offset, "idle", time.Since(h.lastGrowth).Round(time.Millisecond))
+	h.logger().Info("rotated file read to its end and idle; closing it", "offset", h.offset, "idle", time.Since(h.lastGrowth).Round(time.Millisecond))
 }
 
 // refreshFingerprint extends a short fingerprint as the file grows, so that
@@ -901,14 +919,14 @@ func (h *harvester) refreshFingerprint(size int64) {
 	if err != nil {
 		return
 	}
-	h.a.reg.update(func() { h.e.FP, h.e.FPLen = fp, n })
+	h.a.reg.setFingerprint(h.e, fp, n)
 	h.loadHead()
 }
 
 // sameContent reports whether the file still starts with the bytes its
 // entry's fingerprint covers (false after a truncation and rewrite).
 func (h *harvester) sameContent(size int64) bool {
-	if size < int64(len(h.head)) {
+	if size < int64(h.head.n) {
 		return false
 	}
 	return h.headSame()
@@ -917,4 +935,15 @@ func (h *harvester) sameContent(size int64) bool {
 // maxHold bounds how long a rotated file that keeps growing is held.
 func (h *harvester) maxHold() time.Duration {
 	return max(10*h.a.cfg.RotateWait.Duration, 5*time.Minute)
+}
+
+// logger is the file's logger, made when the file first logs: with
+// thousands of files taking turns, a logger each (slog's With formats its
+// attributes at once) kept by every parked file was about 300 B of heap a
+// file, for messages seldom logged. The harvester's goroutine calls it.
+func (h *harvester) logger() *slog.Logger {
+	if h.log == nil {
+		h.log = h.a.log.With("path", h.path, "inode", h.key.Ino)
+	}
+	return h.log
 }

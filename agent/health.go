@@ -192,7 +192,7 @@ func (d *deadLetters) write(s *stream, fl *flight, cause error) error {
 	}
 	d.m.deadLettered.WithLabelValues(sinks.SinkOf(cause)).Add(float64(len(fl.b.Events)))
 	s.log.Error("a sink failed lines for good: they were written to the dead-letter file and the checkpoint moves past them",
-		"sink", sinks.SinkOf(cause), "cause", cause, "offset", fl.b.Start, "end", fl.b.End,
+		"path", s.file, "sink", sinks.SinkOf(cause), "cause", cause, "offset", fl.b.Start, "end", fl.b.End,
 		"events", len(fl.b.Events), "dead_letter_file", path)
 	return nil
 }
@@ -220,7 +220,7 @@ func (d *deadLetters) append(path string, b []byte) error {
 // newStream makes the stream of one reading of e, with the agent's
 // dead-letter path and metrics.
 func (a *Agent) newStream(e *entry) *stream {
-	s := newStream(a.reg, e, a.log.With("path", e.Path), a.release)
+	s := newStream(a.reg, e, a.log, a.release)
 	s.ops = a.ops
 	return s
 }
@@ -267,7 +267,7 @@ func (a *Agent) retry(fl *flight, err error) {
 	fl.retries++
 	if ok, n := a.every("retry "+fl.s.path(), 10*time.Second); ok {
 		fl.s.log.Warn("a sink failed lines it may take later; sending them to it again (the checkpoint waits)",
-			"sink", name, "cause", err, "offset", fl.b.Start, "attempt", fl.retries, "retry_in", d, "suppressed", n)
+			"path", fl.s.file, "sink", name, "cause", err, "offset", fl.b.Start, "attempt", fl.retries, "retry_in", d, "suppressed", n)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

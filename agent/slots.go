@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,12 +55,11 @@ type shelved struct {
 	grewAt  time.Time // when that size was first seen
 	rotated bool      // found by identity under another name (priority)
 
-	// head and log are the parked harvester's (the file's first bytes, as
-	// its fingerprint covers them, and its logger): a turn reuses them
-	// rather than reading and hashing the head again (readOnce compares
-	// the head after each read, so a content change is still seen).
-	head   []byte
-	log    *slog.Logger
+	// head is the parked harvester's (the file's first bytes, as its
+	// fingerprint covers them): a turn reuses it rather than reading and
+	// hashing the head again (readOnce compares the head after each read,
+	// so a content change is still seen).
+	head   head
 	seenAt time.Time // when a scan last found path naming this file
 
 	parkedAt time.Time // when it was parked
@@ -383,7 +381,7 @@ func (a *Agent) park(h *harvester, queue bool) {
 		key: h.key, path: h.path, in: h.in,
 		s: h.s, e: h.e, readTo: h.resumeAt(), // resumeAt: container.go
 		size: h.lastSize, grewAt: h.lastGrowth,
-		head: h.head, log: h.log, seenAt: h.pathAt,
+		head: h.head, seenAt: h.pathAt,
 		parkedAt: time.Now(), caughtUp: !queue,
 	}
 	a.mu.Lock()
@@ -441,12 +439,12 @@ func (a *Agent) sweepShelf(ctx context.Context) {
 			continue
 		}
 		// No longer taking turns: what a turn reuses (its head, its
-		// logger, its series) is let go, so that an idle file costs
+		// series) is let go, so that an idle file costs
 		// little (10,000 idle files kept 10 MB of heads and 30,000
 		// series, above the soft memory limit: the GC ran without
 		// pause).
-		if sh.head != nil || sh.log != nil {
-			sh.head, sh.log = nil, nil
+		if sh.head.loaded {
+			sh.head = head{}
 			cooled = append(cooled, sh.path)
 		}
 	}

@@ -137,9 +137,13 @@ func (fl *flight) complete(_ *sinks.Batch, err error) { fl.s.complete(fl, err) }
 // dead-letter write failed; that stream is then "blocked" (metric, /readyz,
 // an alert), never silently.
 type stream struct {
-	reg     *Registry
-	e       *entry
+	reg *Registry
+	e   *entry
+	// log is the agent's logger, file the path the stream began under: its
+	// messages name the file (a logger of its own, slog's With, was 300 B
+	// of heap for each of thousands of files, for messages seldom logged).
 	log     *slog.Logger
+	file    string
 	release func(*flight) // returns budget and recycles the flight
 	ops     *streamOps    // nil: no dead-letter path, no metrics (unit tests)
 
@@ -153,7 +157,7 @@ type stream struct {
 }
 
 func newStream(reg *Registry, e *entry, log *slog.Logger, release func(*flight)) *stream {
-	return &stream{reg: reg, e: e, log: log, release: release, idle: make(chan struct{}), acked: -1}
+	return &stream{reg: reg, e: e, log: log, file: e.Path, release: release, idle: make(chan struct{}), acked: -1}
 }
 
 // settled reports whether none of the stream's batches is in flight.
@@ -218,10 +222,10 @@ func (s *stream) settle(fl *flight, err error) {
 			s.stuck = h.err
 			if forGood(h.err) {
 				s.log.Error("a sink failed lines for good and they could not be dead-lettered: the checkpoint of this file stops before them (they are read again at the next start); see nginx_shipper_file_blocked",
-					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+					"path", s.file, "sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
 			} else {
 				s.log.Warn("sinks closed before acknowledging lines: the checkpoint stops before them; they are read again at the next start",
-					"sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
+					"path", s.file, "sink", sinks.SinkOf(h.err), "offset", h.b.Start, "cause", h.err)
 			}
 		}
 		if s.stuck == nil {
