@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,3 +189,31 @@ func TestRegistryByFingerprintIndex(t *testing.T) {
 		t.Fatalf("index holds %d and %d fingerprints, want 2 and 3 (nothing stale)", len(r2.byFP), len(r.byFP))
 	}
 }
+
+// Save writes the checkpoint file in pieces: the bytes are encodeRegistry's.
+func TestWriteRegistryInPiecesIsTheEncoding(t *testing.T) {
+	es := make([]entry, 10_000)
+	for i := range es {
+		es[i] = entry{Path: "/var/log/nginx/f-" + strconv.Itoa(i) + ".log", Dev: 1, Ino: uint64(i), FP: "0123456789abcdef0123456789abcdef", FPLen: 1024, Offset: int64(i) * 1000, Seen: time.Unix(int64(i), 5)}
+	}
+	written := time.Unix(1e9, 7).UTC()
+	var w countingWriter
+	buf, err := writeRegistry(&w, nil, written, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := encodeRegistry(nil, written, es)
+	if !bytes.Equal(w.Bytes(), want) {
+		t.Fatalf("pieces differ from the encoding (%d against %d bytes)", w.Len(), len(want))
+	}
+	if w.writes < len(want)/saveChunk || cap(buf) > 2*saveChunk {
+		t.Fatalf("%d writes, buffer of %d bytes for a %d-byte file: not in pieces", w.writes, cap(buf), len(want))
+	}
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) { w.writes++; return w.Buffer.Write(b) }

@@ -594,7 +594,16 @@ func printFilesTable(o options, cases []filesCase, results map[string][]filesRes
 			if c.files == 0 && kafkaRate > 0 {
 				target(fmt.Sprintf("%s >= 0.6 x the one-file kafka rate", c.name), all && rate >= 0.6*kafkaRate, ratio)
 			}
-			target(fmt.Sprintf("%s: peak RSS <= 64 MiB", c.name), medianFiles(rs, rss) <= 64, fmt.Sprintf("%.1f MiB", medianFiles(rs, rss)))
+			if c.files == 0 {
+				target(fmt.Sprintf("%s: peak RSS <= 64 MiB", c.name), medianFiles(rs, rss) <= 64, fmt.Sprintf("%.1f MiB", medianFiles(rs, rss)))
+			} else {
+				// Issue 17 asks 10,000 files for a bounded RSS: what
+				// 1,000 files may use, plus a small cost per file
+				// (its checkpoint, its place on the shelf, its series
+				// while it takes turns; files-scale reports it).
+				bound := 64 + float64(rs[0].files)/1024
+				target(fmt.Sprintf("%s: peak RSS bounded, <= 64 MiB + 1 KiB a file (%.0f MiB)", c.name, bound), medianFiles(rs, rss) <= bound, fmt.Sprintf("%.1f MiB", medianFiles(rs, rss)))
+			}
 		}
 	}
 	fmt.Println("\ntargets (issue 17, 2 cores):")
