@@ -98,8 +98,15 @@ type Config struct {
 	SpoolMaxBytes int64 `toml:"spool_max_bytes"`
 	// FsyncInterval is the longest an accepted event waits for the group
 	// commit (gzip member + fsync) that makes it durable and acknowledges it.
-	// A commit also starts as soon as 4 MiB are pending. Default 100ms.
+	// A commit also starts as soon as GroupBytes are pending. Default 100ms.
 	FsyncInterval Duration `toml:"fsync_interval"`
+	// GroupBytes starts a group commit before FsyncInterval once this much
+	// is pending. It is not a key of [sinks.s3]: the program sets it from
+	// agent.max_in_flight_bytes (see GroupBytesFor), since the agent stops
+	// reading once its budget is in flight, unacknowledged, so a group that
+	// waits to fill past it waits for FsyncInterval every time. Default
+	// (0) 4 MiB.
+	GroupBytes int64 `toml:"-"`
 
 	// RoleARN, when set, is assumed (STS) with the credentials of the
 	// standard chain, with ExternalID if set.
@@ -187,6 +194,9 @@ func (c *Config) Defaults() {
 	}
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = 1 << 30
+	}
+	if c.GroupBytes <= 0 {
+		c.GroupBytes = groupBytes
 	}
 	if c.FsyncInterval.Duration == 0 {
 		c.FsyncInterval.Duration = 100 * time.Millisecond
@@ -300,4 +310,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("sinks.s3: hostname (agent.hostname) must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// GroupBytesFor is GroupBytes for an agent whose in-flight budget is
+// maxInFlight bytes: a quarter of it (a flight is charged the memory it
+// holds, about twice the events it carries), between 64 KiB and 4 MiB.
+func GroupBytesFor(maxInFlight int) int64 {
+	return min(max(int64(maxInFlight)/4, 64<<10), groupBytes)
 }

@@ -17,8 +17,10 @@
 // Send notes each event's Value in a list per partition, without copying it
 // (the batch is not acknowledged before its commit, so the agent leaves the
 // bytes alone until then), and returns. The committer takes all lists at once
-// (at most fsync_interval after the first pending event, or as soon as 4 MiB
-// are pending), compresses each partition's lines (each Value plus '\n') as
+// (at most fsync_interval after the first pending event, or as soon as
+// GroupBytes are pending: a quarter of agent.max_in_flight_bytes, at most
+// 4 MiB, so that a group fills before the agent's budget stops its
+// reading), compresses each partition's lines (each Value plus '\n') as
 // ONE COMPLETE GZIP MEMBER appended to that partition's open batch file,
 // fsyncs the files it touched, drops its references to the values and only
 // then calls DoneAll(nil) on every batch sent before it started. One fsync

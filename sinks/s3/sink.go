@@ -27,7 +27,7 @@ import (
 )
 
 const (
-	// groupBytes starts a group commit early once this much is pending.
+	// groupBytes is GroupBytes' default and largest value.
 	groupBytes = 4 << 20
 	// maxPendingBytes bounds what Send buffers ahead of the committer;
 	// Send blocks past it.
@@ -558,7 +558,7 @@ func (s *Sink) addLive(bf *batchFile) {
 
 // commitLoop is the committer: it owns the open batch files. It commits
 // pending events (group commit: at most fsync_interval after the first
-// pending event, or at once when groupBytes are pending), closes batches
+// pending event, or at once when GroupBytes are pending), closes batches
 // that are full or old, and on Close commits the rest and closes them all.
 func (s *Sink) commitLoop() {
 	defer close(s.commitDone)
@@ -576,7 +576,7 @@ func (s *Sink) commitLoop() {
 		due := false
 		if has {
 			left := s.cfg.FsyncInterval.Duration - time.Since(s.pendSince)
-			due = closing || s.pendBytes >= groupBytes || left <= 0
+			due = closing || s.pendBytes >= s.cfg.GroupBytes || left <= 0
 			wait = min(wait, max(left, 0))
 		}
 		s.mu.Unlock()
