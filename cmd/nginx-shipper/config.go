@@ -111,6 +111,9 @@ func (c *Config) Defaults() {
 		c.Enrich.Defaults()
 	}
 	if c.Sinks.S3 != nil {
+		// A group commit must fill within what the agent lets be in
+		// flight, or every group waits for fsync_interval.
+		c.Sinks.S3.GroupBytes = s3.GroupBytesFor(c.Agent.MaxInFlightBytes)
 		c.Sinks.S3.Defaults()
 		c.Sinks.S3.SpoolDir = filepath.Join(c.Agent.DataDir, "spool", "s3")
 		c.Sinks.S3.Hostname = c.Agent.Hostname

@@ -257,3 +257,21 @@ format = "inside a string"
 		t.Errorf("error names the wrong line:\n%v", err)
 	}
 }
+
+// TestConfigS3GroupBytes: the S3 sink's group commit starts once a quarter
+// of agent.max_in_flight_bytes is pending (at most 4 MiB), so that a group
+// fills before the agent's budget stops its reading.
+func TestConfigS3GroupBytes(t *testing.T) {
+	for _, c := range []struct {
+		agent string
+		want  int64
+	}{{"", 2 << 20}, {"max_in_flight_bytes = 1048576", 256 << 10}, {"max_in_flight_bytes = 67108864", 4 << 20}} {
+		cfg, err := ParseConfig("t.toml", []byte(strings.Replace(baseConfig, "[agent]", "[agent]\n"+c.agent, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Sinks.S3.GroupBytes; got != c.want {
+			t.Errorf("[agent] %q: sinks.s3 group commit at %d bytes, want %d", c.agent, got, c.want)
+		}
+	}
+}

@@ -315,13 +315,7 @@ func (d *daemon) start(ctx context.Context, cfg *Config) (*pipeline, error) {
 		}
 	}
 	if cfg.S3Enabled() {
-		sc := *cfg.Sinks.S3
-		if n := cfg.Agent.MaxInFlightBytes; n > 0 {
-			// A group commit must fill within what the agent lets be in
-			// flight, or every group waits for fsync_interval.
-			sc.GroupBytes = s3.GroupBytesFor(n)
-		}
-		s, err := s3.New(sc, d.log, reg)
+		s, err := s3.New(*cfg.Sinks.S3, d.log, reg)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("sinks.s3: %w", err)

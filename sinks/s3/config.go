@@ -101,11 +101,11 @@ type Config struct {
 	// A commit also starts as soon as GroupBytes are pending. Default 100ms.
 	FsyncInterval Duration `toml:"fsync_interval"`
 	// GroupBytes starts a group commit before FsyncInterval once this much
-	// is pending. It is not a key of [sinks.s3]: the program sets it from
-	// agent.max_in_flight_bytes (see GroupBytesFor), since the agent stops
-	// reading once its budget is in flight, unacknowledged, so a group that
-	// waits to fill past it waits for FsyncInterval every time. Default
-	// (0) 4 MiB.
+	// is pending. It is not a key of [sinks.s3]: the program's config
+	// derives it from agent.max_in_flight_bytes (GroupBytesFor), since the
+	// agent stops reading once its budget is in flight, unacknowledged, so
+	// a group that waits to fill past it waits for FsyncInterval every
+	// time. Default (0) 4 MiB.
 	GroupBytes int64 `toml:"-"`
 
 	// RoleARN, when set, is assumed (STS) with the credentials of the
@@ -314,7 +314,7 @@ func (c *Config) Validate() error {
 
 // GroupBytesFor is GroupBytes for an agent whose in-flight budget is
 // maxInFlight bytes: a quarter of it (a flight is charged the memory it
-// holds, about twice the events it carries), between 64 KiB and 4 MiB.
+// holds, about twice the events it carries), at most 4 MiB.
 func GroupBytesFor(maxInFlight int) int64 {
-	return min(max(int64(maxInFlight)/4, 64<<10), groupBytes)
+	return min(int64(maxInFlight)/4, groupBytes)
 }

@@ -906,7 +906,7 @@ func TestGroupBytesFor(t *testing.T) {
 	for _, c := range []struct {
 		in   int
 		want int64
-	}{{8 << 20, 2 << 20}, {64 << 20, 4 << 20}, {65536, 64 << 10}, {1 << 20, 256 << 10}} {
+	}{{8 << 20, 2 << 20}, {64 << 20, 4 << 20}, {65536, 16 << 10}, {1 << 20, 256 << 10}} {
 		if got := GroupBytesFor(c.in); got != c.want {
 			t.Errorf("GroupBytesFor(%d) = %d, want %d", c.in, got, c.want)
 		}
