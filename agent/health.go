@@ -190,10 +190,10 @@ func (d *deadLetters) write(s *stream, fl *flight, cause error) error {
 		err = fmt.Errorf("%w (and writing the dead-letter file %s failed: %v)", cause, path, err)
 		return sinks.Failed(sinks.SinkOf(cause), err)
 	}
-	d.m.deadLettered.WithLabelValues(sinks.SinkOf(cause)).Add(float64(len(fl.b.Events)))
 	s.log.Error("a sink failed lines for good: they were written to the dead-letter file and the checkpoint moves past them",
 		"path", s.file, "sink", sinks.SinkOf(cause), "cause", cause, "offset", fl.b.Start, "end", fl.b.End,
 		"events", len(fl.b.Events), "dead_letter_file", path)
+	d.m.deadLettered.WithLabelValues(sinks.SinkOf(cause)).Add(float64(len(fl.b.Events)))
 	return nil
 }
 
