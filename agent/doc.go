@@ -86,11 +86,11 @@
 // open, an fstat, a read, a compare of the head, a close, a batch): with L
 // live files (open, waiting, or parked lately) a caught-up file's next turn
 // comes after min(L/turnsPerSecond s, slotRevisit): at every scan for a
-// few files, every 2 s for 1,000 (500 turns a second). A scan does not
+// few files, every 3 s for 1,000 (333 turns a second). A scan does not
 // stat a file resting between its turns (skipLook); what it got meanwhile
 // is read at its next one.
 // With more live files than slots (Agent.crowded), a reader at its end
-// gives its slot up even when no file waits right then: a turn every 2 s
+// gives its slot up even when no file waits right then: a turn every 3 s
 // is cheaper than polling at poll_interval. A slot's turns run on reused
 // goroutines (runners.go; a new one grew its stack again each turn), the
 // parked file keeps its head bytes, logger and per-file series, and the
