@@ -76,6 +76,22 @@ func BenchmarkEnrichCached(b *testing.B) {
 	}
 }
 
+// BenchmarkEnrichCachedParallel is BenchmarkEnrichCached on every core at
+// once, each goroutine with its own State, as the agent's harvester and
+// parse workers run: what the shared caches cost when they are read from
+// several cores (locks, counters, cache lines moving between cores).
+func BenchmarkEnrichCachedParallel(b *testing.B) {
+	x := newBenchEnv(b, Config{})
+	x.line(b, benchLine, true)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		y := &benchEnv{e: x.e, p: x.p, b: x.b, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+		for pb.Next() {
+			y.line(b, benchLine, true)
+		}
+	})
+}
+
 // BenchmarkEnrichUniqueUA is the worst case: every line a new user agent
 // (a flood), so every line parses its user agent and evicts.
 func BenchmarkEnrichUniqueUA(b *testing.B) {
