@@ -295,7 +295,6 @@ func (a *Agent) Close() error { return a.saveCheckpoint() }
 
 func (a *Agent) saveCheckpoint() error {
 	if err := a.reg.Save(); err != nil {
-		// Log before counting: whoever sees the counter move finds the line.
 		a.log.Error("checkpoint not written; will retry (nothing is lost: lines since the last checkpoint are resent after a restart)", "err", err)
 		a.m.checkpointErr.Inc()
 		return err

@@ -185,6 +185,11 @@
 // watchdog: it goes round every scan_interval and checkpoint_interval
 // whatever the sinks do.
 //
+// An error that is both logged and counted (a checkpoint not written,
+// events dead-lettered, bytes lost while a file waited for a slot) is
+// logged first: whoever sees the counter move, an alert or a test, finds
+// the line.
+//
 // The checkpoint file (data_dir/checkpoints.json) is written every
 // checkpoint_interval and at shutdown: temp file, fsync, rename, fsync of
 // the directory. A corrupt file is moved aside, never trusted.

@@ -338,7 +338,7 @@ func (a *Agent) lostWhileShelved(sh *shelved) {
 	if lost > 0 {
 		a.log.Error("file deleted while it waited for a slot (max_open_files); its unread bytes are lost: raise max_open_files, or rotate by rename and keep the rotated file longer",
 			"path", sh.path, "inode", sh.key.Ino, "read_to", from, "size", sh.size, "lost_bytes", lost, "max_open_files", a.cfg.MaxOpenFiles)
-		a.m.unreadLost.Add(float64(lost)) // after the log: whoever sees the count finds the line
+		a.m.unreadLost.Add(float64(lost))
 	}
 }
 

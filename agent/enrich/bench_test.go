@@ -39,18 +39,32 @@ func newBenchEnv(b *testing.B, cfg Config) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{e: e, p: p, b: bd, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+	return (&benchEnv{e: e, p: p, b: bd}).fork()
+}
+
+// fork returns an env sharing x's enricher and parser with its own State
+// and buffers, for another goroutine.
+func (x *benchEnv) fork() *benchEnv {
+	return &benchEnv{e: x.e, p: x.p, b: x.b, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
 }
 
 func (x *benchEnv) line(b *testing.B, line []byte, enrich bool) {
+	if err := x.try(line, enrich); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// try is line without b: RunParallel's goroutines may not call b.Fatal.
+func (x *benchEnv) try(line []byte, enrich bool) error {
 	var err error
 	x.ev, err = x.p.Parse(x.ev[:0], line, parser.Meta{Host: "h", File: "/f"}, &x.r)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	if enrich {
 		x.out = x.e.AppendEvent(x.out[:0], x.ev, x.b, &x.st, line, &x.r)
 	}
+	return nil
 }
 
 var benchLine = []byte(`10.0.0.5 - - [25/Nov/2026:15:04:05 +0000] "GET /products?id=7 HTTP/1.1" 200 5120 "https://shop.example.com/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" "81.2.69.142, 10.1.1.1"`)
@@ -85,9 +99,12 @@ func BenchmarkEnrichCachedParallel(b *testing.B) {
 	x.line(b, benchLine, true)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		y := &benchEnv{e: x.e, p: x.p, b: x.b, ev: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+		y := x.fork()
 		for pb.Next() {
-			y.line(b, benchLine, true)
+			if err := y.try(benchLine, true); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	})
 }
