@@ -113,27 +113,31 @@
 // # The caches
 //
 // The caches map a key to an immutable, already rendered JSON fragment,
-// so a hit is one lookup and one append. The network cache, which every
-// line with an address reads, is a two-way set-associative array of
-// immutable entries read with one atomic load per way and no lock (see
-// netCache); an insertion pushes the set's older entry out, so it is
-// bounded by construction. The user-agent and geo record caches are
-// sharded (16 shards by a maphash of the key, each with its own mutex)
-// and bounded: each shard
-// holds two generations, "current" and "previous", each of at most
-// capacity/32 entries. A hit in current is a map lookup with a []byte key
-// (no allocation); a hit in previous moves the entry to current; a miss
-// inserts into current. When current is full, previous is dropped and
-// current becomes previous. Memory is therefore at most capacity entries
-// whatever the traffic, recently used entries survive (a two-generation
-// approximation of LRU without per-hit bookkeeping), and a flood of unique
-// user agents only costs its own parse per line: it evicts, it cannot grow
-// the heap. UA entries hold at most 512 bytes of key, so their memory is
-// bounded by capacity × (512 + fragment + map overhead); the typical size
-// per entry is measured by BenchmarkUACacheMemory. The geo caches (by
-// address block, 4 × geo_cache_size entries; by record offsets,
-// geo_cache_size entries) are tied
-// to the database generation they were filled from (see reload).
+// so a hit is one lookup and one append. The network cache and the
+// user-agent cache, which every line reads (from the harvester and the
+// parse workers at once), are set-associative arrays of immutable
+// entries read with atomic loads and no lock: the network cache four ways
+// a set, its four tags and four pointers in one cache line, so that a
+// probe loads one line and follows a pointer only when a tag matches (see
+// netCache); the user-agent cache two ways, each entry keeping its key's
+// hash (see uaCache). An insertion moves its set's ways down by one and
+// drops the last, so they are bounded by construction, and a flood of
+// unique user agents only costs its own parse per line: it evicts, it
+// cannot grow the heap. A hit in the second half of a set moves the entry
+// to the front, so an entry seen between insertions into its set stays.
+// UA entries hold at most 512 bytes of key, so their memory is bounded by
+// capacity × (512 + fragment); the typical size per entry is measured by
+// BenchmarkUACacheMemory. The geo record cache, read only when the
+// network cache misses, is sharded (16 shards by the key's hash, each with
+// its own mutex) and bounded: each shard holds two generations, "current"
+// and "previous", each of at most capacity/32 entries; a hit in previous
+// moves the entry to current, a miss inserts into current, and when
+// current is full previous is dropped and current becomes previous (a
+// two-generation approximation of LRU without per-hit bookkeeping and
+// without conflict misses: a record miss costs a decode). The geo caches
+// (by address block, 4 × geo_cache_size entries; by record offsets,
+// geo_cache_size entries) are tied to the database generation they were
+// filled from (see reload).
 //
 // # Bounds under hostile input
 //

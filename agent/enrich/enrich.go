@@ -22,7 +22,7 @@ type Enricher struct {
 	trusted Trusted
 	ua      uaParser
 	uaOn    bool
-	uaCache uaCache
+	uaCache *uaCache
 
 	gen atomic.Pointer[generation]
 
