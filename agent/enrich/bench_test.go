@@ -274,3 +274,24 @@ func BenchmarkGeoCachedMany(b *testing.B) {
 	h, m := g.nets.stats()
 	b.ReportMetric(100*float64(h-h0)/float64(h-h0+m-m0), "hit-%")
 }
+// BenchmarkUACachedParallel: the user-agent step of a line whose user
+// agent is cached (the testdata's real user agents in turn), on every core
+// at once, as the harvester and the parse workers look them up.
+func BenchmarkUACachedParallel(b *testing.B) {
+	e := mustNew(b, Config{})
+	var uas [][]byte
+	for _, r := range loadUAs(b) {
+		uas = append(uas, []byte(r.ua))
+		e.uaFrag(uas[len(uas)-1])
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		n := 0
+		for pb.Next() {
+			n += len(e.uaFrag(uas[i%len(uas)]).json)
+			i++
+		}
+		_ = n
+	})
+}
