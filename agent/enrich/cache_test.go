@@ -1,6 +1,8 @@
 package enrich
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -145,5 +147,31 @@ func TestNetCacheConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := c.len(); n > 64 {
 		t.Errorf("%d entries, capacity 64", n)
+	}
+}
+
+// TestBlockKeyMatchesPrefix: blockKey is netip's Prefix, for every block
+// length the cache uses and every other, on random addresses of both
+// families (mapped and zoned too).
+func TestBlockKeyMatchesPrefix(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 200_000; i++ {
+		var b [16]byte
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		a6 := netip.AddrFrom16(b)
+		a4 := netip.AddrFrom4([4]byte(b[:4]))
+		for _, a := range []netip.Addr{a4, a6, netip.AddrFrom16(a4.As16()), a6.WithZone("eth0")} {
+			bits := rng.IntN(a.BitLen() + 1)
+			for _, n := range []int{bits, 24, 32, 48, 64, 128} {
+				if n > a.BitLen() {
+					continue
+				}
+				if got, want := blockKey(a, n), blockKeyPrefix(a, n); got != want {
+					t.Fatalf("blockKey(%v, %d) = %+v, want %+v", a, n, got, want)
+				}
+			}
+		}
 	}
 }

@@ -161,3 +161,66 @@ func TestCheckDBCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicMatchesNetip: public is netip's seven predicates, for the
+// edges of every range they name (each side of each boundary, mapped to
+// IPv6 too, with a zone) and a million random addresses of each family.
+func TestPublicMatchesNetip(t *testing.T) {
+	check := func(a netip.Addr) {
+		t.Helper()
+		if got, want := public(a), publicNetip(a); got != want {
+			t.Fatalf("public(%v) = %v, netip says %v", a, got, want)
+		}
+	}
+	check(netip.Addr{})
+	edges := []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.168.0.0/16", "224.0.0.0/4", "224.0.0.0/24", "240.0.0.0/4", "255.255.255.255/32",
+		"::/128", "::1/128", "::/96", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "ff01::/16", "ff02::/16",
+		"2001:db8::/32", "64:ff9b::/96",
+	}
+	for _, s := range edges {
+		p := netip.MustParsePrefix(s)
+		first := p.Addr()
+		last := first
+		b := last.As16()
+		off := 0
+		if first.Is4() {
+			off = 96
+		}
+		for bit := p.Bits() + off; bit < 128; bit++ {
+			b[bit/8] |= 0x80 >> (bit % 8)
+		}
+		last = netip.AddrFrom16(b)
+		if first.Is4() {
+			last = last.Unmap()
+		}
+		for _, a := range []netip.Addr{first, last, first.Prev(), last.Next(), first.Next(), last.Prev()} {
+			if !a.IsValid() {
+				continue
+			}
+			check(a)
+			if a.Is4() {
+				check(netip.AddrFrom16(a.As16()))
+			} else {
+				check(a.WithZone("eth0"))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 1_000_000; i++ {
+		v := rng.Uint64()
+		check(netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}))
+		var b [16]byte
+		w := rng.Uint64()
+		b[0], b[1], b[15] = byte(w), byte(w>>8), byte(w>>16)
+		if w>>24&3 == 0 {
+			b[0] = 0 // the ::/8 region: unspecified, loopback, mapped
+			if w>>26&1 == 0 {
+				b[10], b[11] = 0xFF, 0xFF
+			}
+		}
+		b[7] = byte(v >> 32)
+		check(netip.AddrFrom16(b))
+	}
+}
