@@ -274,6 +274,7 @@ func BenchmarkGeoCachedMany(b *testing.B) {
 	h, m := g.nets.stats()
 	b.ReportMetric(100*float64(h-h0)/float64(h-h0+m-m0), "hit-%")
 }
+
 // BenchmarkUACachedParallel: the user-agent step of a line whose user
 // agent is cached (the testdata's real user agents in turn), on every core
 // at once, as the harvester and the parse workers look them up.
