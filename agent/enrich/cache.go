@@ -8,55 +8,102 @@ import (
 	"sync/atomic"
 )
 
-const cacheShards = 16
-
-// fragCache maps a key to an immutable rendered JSON fragment. It is
-// bounded: each shard keeps two generations of at most perGen entries
-// (see doc.go, "The caches"). Safe for concurrent use; Get does not
-// allocate.
-type fragCache[K comparable] struct {
-	seed   maphash.Seed
-	perGen int
-	shards [cacheShards]cacheShard[K]
-
-	hits, misses atomic.Uint64
-}
-
-type cacheShard[K comparable] struct {
-	mu        sync.Mutex
-	cur, prev map[K]entry[K]
-	_         [40]byte // keep shards on their own cache lines
-}
-
-// entry keeps its own key, so that moving it from the previous generation
-// to the current one reuses the key (for strings: no copy).
-type entry[K comparable] struct {
-	k K
-	v frag
-}
-
 // frag is one cached rendering of the enrichment of a key: its JSON
 // members (with their leading comma; "" when nothing is known) and its
 // Avro encoding (the union branches, "" when never asked for).
 type frag struct{ json, avro string }
 
-func newFragCache[K comparable](capacity int) *fragCache[K] {
-	per := capacity / (2 * cacheShards)
-	if per < 1 {
-		per = 1
-	}
-	c := &fragCache[K]{seed: maphash.MakeSeed(), perGen: per}
+// geoKey is the pair of record offsets of the two databases (notFound for
+// none).
+type geoKey struct{ city, asn uintptr }
+
+const cacheShards = 16
+
+// geoCache is the record cache: it maps a pair of record offsets to the
+// fragment rendered from the records. It is read only when the network
+// cache misses, and its miss costs a decode of the records, so it is
+// fully associative (a map per shard, 16 shards by the key's hash, each
+// under its own mutex) and holds its capacity: each shard is a CLOCK of
+// capacity/16 entries (a ring with a referenced bit per entry, set by a
+// hit; an insertion into a full shard moves the hand past referenced
+// entries, clearing their bit, and replaces the first one not hit since
+// the hand last passed it). So a database whose records the clients use
+// fit in the cache is decoded once per record, recently used records
+// survive, and a record seen once is the first replaced (a two-generation
+// cache it replaced held as few as half its capacity: on the bench
+// generator's 2,000,000 lines it decoded the synthetic databases' 14,824
+// records 29,836 times). Safe for concurrent use; get does not allocate.
+type geoCache struct {
+	shards       [cacheShards]recordShard
+	per          int
+	hits, misses atomic.Uint64
+}
+
+type recordShard struct {
+	mu   sync.Mutex
+	idx  map[geoKey]int32 // key → ring index
+	ring []recordSlot
+	hand int
+	_    [16]byte // keep shards on their own cache lines
+}
+
+type recordSlot struct {
+	k   geoKey
+	f   frag
+	ref bool
+}
+
+func newGeoCache(capacity int) *geoCache {
+	c := &geoCache{per: max(1, capacity/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].cur = make(map[K]entry[K])
+		c.shards[i].idx = map[geoKey]int32{}
 	}
 	return c
 }
 
-// shard picks the shard of a key by its hash h.
-func (c *fragCache[K]) shard(h uint64) *cacheShard[K] { return &c.shards[h%cacheShards] }
+func (c *geoCache) shard(k geoKey) *recordShard {
+	h := (uint64(k.city)*0x9E3779B97F4A7C15 ^ uint64(k.asn)*0xBF58476D1CE4E5B9) >> 32
+	return &c.shards[h%cacheShards]
+}
+
+// get looks k up; it does not count (lookup counts with found).
+func (c *geoCache) get(k geoKey) (frag, bool) {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.idx[k]
+	if !ok {
+		return frag{}, false
+	}
+	s.ring[i].ref = true
+	return s.ring[i].f, true
+}
+
+func (c *geoCache) set(k geoKey, f frag) {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.idx[k]; ok {
+		s.ring[i].f = f
+		return
+	}
+	if len(s.ring) < c.per {
+		s.idx[k] = int32(len(s.ring))
+		s.ring = append(s.ring, recordSlot{k: k, f: f})
+		return
+	}
+	for s.ring[s.hand].ref { // at most one turn: the bits it passes are cleared
+		s.ring[s.hand].ref = false
+		s.hand = (s.hand + 1) % len(s.ring)
+	}
+	delete(s.idx, s.ring[s.hand].k)
+	s.ring[s.hand] = recordSlot{k: k, f: f}
+	s.idx[k] = int32(s.hand)
+	s.hand = (s.hand + 1) % len(s.ring)
+}
 
 // found counts a lookup.
-func (c *fragCache[K]) found(ok bool) {
+func (c *geoCache) found(ok bool) {
 	if ok {
 		c.hits.Add(1)
 	} else {
@@ -64,64 +111,20 @@ func (c *fragCache[K]) found(ok bool) {
 	}
 }
 
-// promote moves a previous-generation entry to the current one; s.mu held.
-func (c *fragCache[K]) promote(s *cacheShard[K], e entry[K]) { c.putLocked(s, e) }
-
-func (c *fragCache[K]) put(s *cacheShard[K], k K, v frag) {
-	s.mu.Lock()
-	c.putLocked(s, entry[K]{k, v})
-	s.mu.Unlock()
-}
-
-func (c *fragCache[K]) putLocked(s *cacheShard[K], e entry[K]) {
-	if _, ok := s.cur[e.k]; !ok && len(s.cur) >= c.perGen {
-		s.prev = s.cur
-		s.cur = make(map[K]entry[K], c.perGen)
-	}
-	s.cur[e.k] = e
-}
+// stats returns hits and misses so far.
+func (c *geoCache) stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
 
 // len returns the number of entries held.
-func (c *fragCache[K]) len() int {
+func (c *geoCache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.cur) + len(s.prev)
+		n += len(s.ring)
 		s.mu.Unlock()
 	}
 	return n
 }
-
-// stats returns hits and misses so far.
-func (c *fragCache[K]) stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
-
-// geoKey is the pair of record offsets of the two databases (notFound for
-// none).
-type geoKey struct{ city, asn uintptr }
-
-type geoCache struct{ *fragCache[geoKey] }
-
-func newGeoCache(capacity int) geoCache { return geoCache{newFragCache[geoKey](capacity)} }
-
-func (c geoCache) hash(k geoKey) uint64 {
-	return (uint64(k.city)*0x9E3779B97F4A7C15 ^ uint64(k.asn)*0xBF58476D1CE4E5B9) >> 32
-}
-
-func (c geoCache) get(k geoKey) (frag, bool) {
-	s := c.shard(c.hash(k))
-	s.mu.Lock()
-	e, ok := s.cur[k]
-	if !ok {
-		if e, ok = s.prev[k]; ok {
-			c.promote(s, e)
-		}
-	}
-	s.mu.Unlock()
-	return e.v, ok
-}
-
-func (c geoCache) set(k geoKey, v frag) { c.put(c.shard(c.hash(k)), k, v) }
 
 // netCache maps a block of client addresses to its rendered geo fragment
 // ("" when no database knows it), in front of the tree walks: clients

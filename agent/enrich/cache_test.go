@@ -175,3 +175,52 @@ func TestBlockKeyMatchesPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoCacheClock follows one shard of the record cache (three entries)
+// through the CLOCK: a hit spares an entry from the next replacement, an
+// entry not hit since the hand passed it is replaced, and the cache never
+// holds more than its capacity.
+func TestGeoCacheClock(t *testing.T) {
+	c := newGeoCache(3 * cacheShards)
+	var keys []geoKey // keys of shard 0
+	for off := uintptr(0); len(keys) < 6; off++ {
+		if k := (geoKey{off, notFound}); c.shard(k) == &c.shards[0] {
+			keys = append(keys, k)
+		}
+	}
+	f := func(i int) frag { return frag{json: strconv.Itoa(i)} }
+	has := func(i int) bool {
+		t.Helper()
+		got, ok := c.get(keys[i])
+		if ok && got != f(i) {
+			t.Fatalf("key %d: got the fragment of %s", i, got.json)
+		}
+		return ok
+	}
+	for i := 0; i < 3; i++ {
+		c.set(keys[i], f(i))
+	}
+	has(0)               // referenced
+	c.set(keys[3], f(3)) // the hand passes 0 (clearing it) and replaces 1
+	if has(1) {
+		t.Error("a full shard took a fourth entry")
+	}
+	if !has(0) {
+		t.Error("an entry hit since the hand last passed it was replaced")
+	}
+	if !has(2) || !has(3) {
+		t.Error("lost an entry that was not replaced")
+	}
+	// 0, 2 and 3 are referenced now: the hand clears them all and replaces
+	// the one it reaches first again, 2.
+	c.set(keys[4], f(4))
+	if has(2) || !has(0) || !has(3) || !has(4) {
+		t.Errorf("after a turn of referenced entries: held 0 %v, 2 %v, 3 %v, 4 %v, want all but 2", has(0), has(2), has(3), has(4))
+	}
+	for off := uintptr(1 << 20); off < 1<<20+10000; off++ {
+		c.set(geoKey{off, off}, frag{})
+	}
+	if n := c.len(); n > 3*cacheShards {
+		t.Errorf("%d entries, capacity %d", n, 3*cacheShards)
+	}
+}

@@ -128,13 +128,14 @@
 // UA entries hold at most 512 bytes of key, so their memory is bounded by
 // capacity × (512 + fragment); the typical size per entry is measured by
 // BenchmarkUACacheMemory. The geo record cache, read only when the
-// network cache misses, is sharded (16 shards by the key's hash, each with
-// its own mutex) and bounded: each shard holds two generations, "current"
-// and "previous", each of at most capacity/32 entries; a hit in previous
-// moves the entry to current, a miss inserts into current, and when
-// current is full previous is dropped and current becomes previous (a
-// two-generation approximation of LRU without per-hit bookkeeping and
-// without conflict misses: a record miss costs a decode). The geo caches
+// network cache misses, is fully associative, since its miss costs a
+// decode: 16 shards by the key's hash, each a map under its own mutex and
+// a CLOCK of capacity/16 entries (a hit sets the entry's referenced bit;
+// an insertion into a full shard moves the hand past referenced entries,
+// clearing their bit, and replaces the first one not hit since the hand
+// last passed it). It holds its capacity, so records the clients use that
+// fit are decoded once each, and a record seen once is the first
+// replaced (see geoCache). The geo caches
 // (by address block, 4 × geo_cache_size entries; by record offsets,
 // geo_cache_size entries) are tied to the database generation they were
 // filled from (see reload).

@@ -271,7 +271,7 @@ func publicNetip(a netip.Addr) bool {
 type generation struct {
 	geo, asn     *maxminddb.Reader
 	geoID, asnID fileID
-	cache        geoCache  // by record offsets: fragments shared by a network's addresses
+	cache        *geoCache // by record offsets: fragments shared by a network's addresses
 	nets         *netCache // by address block, in front of the tree walks
 }
 
