@@ -38,7 +38,11 @@
 // twice max(scan_interval, poll_interval, 1s), each scan fingerprints the
 // content at its path and notes every new generation, and at the truncation
 // the copies of those are read whole too (the file was truncated more than
-// once while the harvester was blocked). At start, files are found by
+// once while the harvester was blocked). Handling a truncation can itself
+// block (its flush waits for room in flight): the harvester takes the head
+// of the content it found at the truncation first, and if the file no
+// longer starts with it when the handling is done, it was truncated again
+// meanwhile and that generation's copy is read whole. At start, files are found by
 // identity under their new names, and files rotated in while the agent was
 // down (named like a live file plus "." or "-", changed since the last
 // checkpoint) are read too.

@@ -22,6 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// testHookTruncating, when set (by a test), is called by truncated after
+// its blocking steps, before it takes the new stream's head: where a test
+// makes the file be truncated again, as a busy file can be meanwhile.
+var testHookTruncating func(path string)
+
 // errContentChanged: the file's head changed under the reader (truncated
 // and written again).
 var errContentChanged = errors.New("file content changed under the reader")
@@ -840,6 +845,12 @@ func (h *harvester) check(ctx context.Context) bool {
 func (h *harvester) truncated(ctx context.Context, size int64) {
 	h.logger().Warn("file truncated (copytruncate?); reading it again from the start", "read_offset", h.offset, "size", size)
 	h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
+	// The content at the path now is the next generation, which the new
+	// stream reads from 0. What follows can block (the flush waits for
+	// room in flight while the sinks are slow or down), and a busy file
+	// can be truncated again meanwhile: then this generation came and went
+	// unread, and its lines are in its copy. Its head, taken now, tells.
+	nextFP, nextLen, _ := fingerprint(h.f, size)
 	h.flush(ctx)
 	h.a.reg.mu.Lock()
 	oldFP, oldLen := h.e.FP, h.e.FPLen
@@ -850,6 +861,22 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	for _, fp := range h.takeGens() {
 		if fp != oldFP {
 			h.a.findCopy(ctx, h.in, h.path, h.key, fp, fingerprintLen, 0)
+		}
+	}
+	if testHookTruncating != nil {
+		testHookTruncating(h.path)
+	}
+	if now, n, err := fingerprint(h.f, int64(nextLen)); err == nil && nextLen > 0 && (n != nextLen || now != nextFP) {
+		// Truncated again while we were blocked: the generation seen at
+		// the truncation is read whole from its copy (findCopy skips a
+		// copy the generations above already found).
+		if nextLen < fingerprintLen {
+			h.logger().Warn("file truncated again while handling a truncation; the lines of the generation in between were too few to find its copy by, and are lost", "bytes", nextLen)
+			h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
+		} else {
+			h.logger().Warn("file truncated again while handling a truncation; reading the generation in between from its copy")
+			h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
+			h.a.findCopy(ctx, h.in, h.path, h.key, nextFP, nextLen, 0)
 		}
 	}
 	h.buf = h.buf[:0]

@@ -638,6 +638,60 @@ func TestCopytruncateTwiceWhileBlocked(t *testing.T) {
 	}
 }
 
+// TestCopytruncateAgainWhileHandlingOne: the file is truncated again
+// while the reader handles a truncation (its flush waits for room in
+// flight when the sinks are slow, and a busy file fills and rotates
+// meanwhile). The generation it saw at the truncation was never read from
+// the live file; it is in its copy, and must be read from there. CI lost
+// its 9,920 lines once (TestCopytruncateUnderLoad), when the reader took
+// the next generation's head only after the blocking steps.
+func TestCopytruncateAgainWhileHandlingOne(t *testing.T) {
+	e := newEnv(t)
+	e.write(0, 1000) // generation A
+	e.start()
+	e.waitDelivered(1000)
+	var hookErr error
+	var once sync.Once
+	testHookTruncating = func(path string) {
+		if path != e.log {
+			return
+		}
+		once.Do(func() {
+			// Here, on the reader's goroutine: generation B (seen at the
+			// truncation) goes to access.log.2, and C follows it.
+			dir := filepath.Dir(e.log)
+			b, err := os.ReadFile(e.log)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, "access.log.2"), b, 0o644)
+			}
+			if err == nil {
+				err = os.Truncate(e.log, 0)
+			}
+			var c bytes.Buffer
+			for i := 2000; i < 3000; i++ {
+				c.WriteString(line(i))
+			}
+			if err == nil {
+				_, err = e.w.Write(c.Bytes())
+			}
+			hookErr = err
+		})
+	}
+	t.Cleanup(func() { testHookTruncating = nil })
+	e.copytruncate("access.log.1")
+	e.write(1000, 2000) // generation B: only seen at the truncation
+	e.waitDelivered(3000)
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	if d := e.dups(3000); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+	if !strings.Contains(e.logs.String(), "file truncated again while handling a truncation; reading the generation in between from its copy") {
+		t.Errorf("the second truncation was not logged:\n%s", e.logs.String())
+	}
+}
+
 func TestRestartResumesFromCheckpoint(t *testing.T) {
 	e := newEnv(t)
 	e.write(0, 1000)
