@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -652,11 +653,18 @@ func TestCopytruncateAgainWhileHandlingOne(t *testing.T) {
 	e.waitDelivered(1000)
 	var hookErr error
 	var once sync.Once
+	bWritten := make(chan struct{}) // B is whole in the file
 	testHookTruncating = func(path string) {
 		if path != e.log {
 			return
 		}
 		once.Do(func() {
+			select {
+			case <-bWritten:
+			case <-time.After(time.Minute):
+				hookErr = errors.New("generation B was not written within a minute")
+				return
+			}
 			// Here, on the reader's goroutine: generation B (seen at the
 			// truncation) goes to access.log.2, and C follows it.
 			dir := filepath.Dir(e.log)
@@ -678,8 +686,34 @@ func TestCopytruncateAgainWhileHandlingOne(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { testHookTruncating = nil })
-	e.copytruncate("access.log.1")
-	e.write(1000, 2000) // generation B: only seen at the truncation
+	// logrotate copies A; then generation B takes its place in the same
+	// file, longer than A, in one write from offset 0 (a truncation and
+	// fast writes, which the reader sees at once as B: truncated and
+	// written apart, it could see the file empty at the truncation).
+	dir := filepath.Dir(e.log)
+	a, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "access.log.1"), a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for i := 1000; i < 2000; i++ {
+		b.WriteString(line(i))
+	}
+	if b.Len() <= len(a) {
+		t.Fatalf("generation B (%d bytes) is not longer than A (%d)", b.Len(), len(a))
+	}
+	f, err := os.OpenFile(e.log, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b.Bytes(), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	close(bWritten)
 	e.waitDelivered(3000)
 	if hookErr != nil {
 		t.Fatal(hookErr)
