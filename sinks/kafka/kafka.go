@@ -747,9 +747,11 @@ func (rs *recState) finish(err error) {
 	}
 	st := rs.st
 	if p := j.errp.Load(); p != nil {
-		j.ev.Done(*p)
+		// Counted before Done, as the acknowledged are in eventDone:
+		// whoever sees the event done finds it counted.
 		st.failed.Add(1)
 		st.s.counts.Failed(1)
+		j.ev.Done(*p)
 	}
 	st.eventDone()
 }
