@@ -866,18 +866,20 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	if testHookTruncating != nil {
 		testHookTruncating(h.path)
 	}
-	if now, n, err := fingerprint(h.f, int64(nextLen)); err == nil && nextLen > 0 && (n != nextLen || now != nextFP) {
-		// Truncated again while we were blocked: the generation seen at
-		// the truncation is read whole from its copy (findCopy skips a
-		// copy the generations above already found).
+	// The new stream's head, taken as the one at the truncation was (both
+	// cover the first min(size, 1 KiB) bytes): if they differ, the file was
+	// truncated again while we were blocked, and the generation seen at the
+	// truncation is read whole from its copy (findCopy skips a copy the
+	// generations above already found).
+	fp, fpLen, _ := fingerprint(h.f, size)
+	if nextLen > 0 && (fpLen != nextLen || fp != nextFP) {
 		if nextLen < fingerprintLen {
 			h.logger().Warn("file truncated again while handling a truncation; the lines of the generation in between were too few to find its copy by, and are lost", "bytes", nextLen)
-			h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
 		} else {
 			h.logger().Warn("file truncated again while handling a truncation; reading the generation in between from its copy")
-			h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
-			h.a.findCopy(ctx, h.in, h.path, h.key, nextFP, nextLen, 0)
 		}
+		h.a.m.rotations.WithLabelValues(h.path, "truncate").Inc()
+		h.a.findCopy(ctx, h.in, h.path, h.key, nextFP, nextLen, 0) // a no-op under 1 KiB
 	}
 	h.buf = h.buf[:0]
 	h.tail = 0
@@ -888,8 +890,7 @@ func (h *harvester) truncated(ctx context.Context, size int64) {
 	if h.dec != nil {
 		h.dec.Reset()
 	}
-	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now()}
-	e.FP, e.FPLen, _ = fingerprint(h.f, size)
+	e := &entry{Path: h.path, Dev: h.key.Dev, Ino: h.key.Ino, Seen: time.Now(), FP: fp, FPLen: fpLen}
 	h.a.reg.put(e)
 	h.e = e
 	h.s = h.a.newStream(e)
