@@ -222,7 +222,7 @@ func BenchmarkUACacheMemory(b *testing.B) {
 		for _, f := range frags {
 			fragBytes += len(f.json) + len(f.avro)
 		}
-		slots := float64(len(c.slots)) * float64(unsafe.Sizeof(c.slots[0]))
+		slots := float64(len(c.sets)) * float64(unsafe.Sizeof(c.sets[0]))
 		perEntry = (float64(m1.HeapAlloc)-float64(m0.HeapAlloc)-slots)/float64(held) + float64(fragBytes)/n
 		runtime.KeepAlive(c)
 	}

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -8,89 +9,22 @@ import (
 	"testing"
 )
 
-// TestUACacheSet follows one set of the user-agent cache (capacity 2:
-// one set of two ways) through insertions, hits and promotions.
-func TestUACacheSet(t *testing.T) {
-	c := newUACache(2)
-	f := func(s string) frag { return frag{json: s} }
-	has := func(k string) bool {
-		t.Helper()
-		got, ok := c.get([]byte(k))
-		if ok && got.json != k {
-			t.Fatalf("%q: got the fragment of %q", k, got.json)
-		}
-		return ok
-	}
-	c.set([]byte("a"), f("a"))
-	c.set([]byte("b"), f("b")) // a to the second way
-	if !has("a") {             // a hit in the second way: a back to the first
-		t.Fatal("a lost after one insertion into its set")
-	}
-	c.set([]byte("c"), f("c")) // a to the second way, b dropped
-	if !has("a") {
-		t.Error("a, hit since the last insertion, was dropped: a hit in the second way must move it to the first")
-	}
-	if has("b") {
-		t.Error("b, not hit since two insertions, is still held: the set holds more than two")
-	}
-	if !has("c") {
-		t.Error("c lost")
-	}
-	c.set([]byte("c"), f("c")) // again: no duplicate pushes a out
-	if !has("a") {
-		t.Error("setting a key the set holds dropped another")
-	}
-	if n := c.len(); n != 2 {
-		t.Errorf("len %d, want 2", n)
-	}
-	if h, m := c.stats(); h != 4 || m != 1 {
-		t.Errorf("hits %d, misses %d: want 4 and 1", h, m)
-	}
-}
-
-// TestUACacheConcurrent: readers and writers at once (run with -race)
-// never see one key's fragment under another, and the cache stays within
-// its capacity.
-func TestUACacheConcurrent(t *testing.T) {
-	c := newUACache(64)
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20000; i++ {
-				k := []byte("ua/" + strconv.Itoa((i*7+g)%300))
-				if v, ok := c.get(k); ok {
-					if v.json != string(k) {
-						t.Errorf("%q: got %q", k, v.json)
-						return
-					}
-					continue
-				}
-				c.set(k, frag{json: string(k)})
-			}
-		}()
-	}
-	wg.Wait()
-	if n := c.len(); n > 64 {
-		t.Errorf("%d entries, capacity 64", n)
-	}
-}
-
-// TestNetCacheSet follows one set of the network cache (capacity 4: one
-// set of four ways) through insertions, hits and promotions.
-func TestNetCacheSet(t *testing.T) {
-	c := newNetCache(netWays)
+// TestSetCacheSet follows one set of a setCache (capacity 4: one set of
+// four ways) through insertions, hits and promotions. Every key has the
+// same hash, so the tags all match and only the full compare of the keys
+// tells them apart.
+func TestSetCacheSet(t *testing.T) {
+	c := newSetCache[int](setWays)
 	if len(c.sets) != 1 {
-		t.Fatalf("%d sets for capacity %d", len(c.sets), netWays)
+		t.Fatalf("%d sets for capacity %d", len(c.sets), setWays)
 	}
-	key := func(i int) netKey { return netKey{lo: uint64(i), bits: 32 | 1<<8} }
-	put := func(i int) { c.set(key(i), frag{json: strconv.Itoa(i)}) }
+	const h = 0x5EED
+	put := func(i int) { c.set(h, i, frag{json: strconv.Itoa(i)}) }
 	has := func(i int) bool {
 		t.Helper()
-		f, ok := c.get(key(i))
+		f, ok := c.get(h, i)
 		if ok && f.json != strconv.Itoa(i) {
-			t.Fatalf("block %d: got the fragment of %s", i, f.json)
+			t.Fatalf("key %d: got the fragment of %s", i, f.json)
 		}
 		return ok
 	}
@@ -98,56 +32,102 @@ func TestNetCacheSet(t *testing.T) {
 		put(i) // ways: 4 3 2 1
 	}
 	if !has(1) { // in the last way: moved to the front, 1 4 3 2
-		t.Fatal("block 1 lost with the set not full")
+		t.Fatal("key 1 lost with the set not full")
 	}
 	put(5) // 5 1 4 3, 2 dropped
 	if has(2) {
-		t.Error("the set holds five blocks")
+		t.Error("the set holds five keys")
 	}
 	if !has(1) {
-		t.Error("block 1, hit in the last way, was dropped: a hit in the second half of the set must move it to the front")
+		t.Error("key 1, hit in the last way, was dropped: a hit in the second half of the set must move it to the front")
 	}
 	for _, i := range []int{3, 4, 5} {
 		if !has(i) {
-			t.Errorf("block %d lost", i)
+			t.Errorf("key %d lost", i)
 		}
 	}
 	put(5) // already held: replaced in its way, nothing dropped
 	for _, i := range []int{1, 3, 4, 5} {
 		if !has(i) {
-			t.Errorf("setting a block the set holds dropped block %d", i)
+			t.Errorf("setting a key the set holds dropped key %d", i)
+		}
+	}
+	if n := c.len(); n != setWays {
+		t.Errorf("len %d, want %d", n, setWays)
+	}
+}
+
+// TestUACacheKeys: the user-agent cache finds a user agent by its bytes
+// and counts its lookups (the network cache's are counted by geoFrag).
+func TestUACacheKeys(t *testing.T) {
+	c := newUACache(64)
+	c.set([]byte("curl/8.5.0"), frag{json: "curl"})
+	k := []byte("curl/8.5.0!")
+	if f, ok := c.get(k[:len(k)-1]); !ok || f.json != "curl" {
+		t.Errorf("get of the same bytes in another slice = %q, %v", f.json, ok)
+	}
+	if _, ok := c.get([]byte("curl/8.5.1")); ok {
+		t.Error("another user agent hit")
+	}
+	if h, m := c.stats(); h != 1 || m != 1 {
+		t.Errorf("hits %d, misses %d: want 1 and 1", h, m)
+	}
+}
+
+// TestCachesConcurrent: readers and writers at once on the network and
+// user-agent caches (run with -race) never see one key's fragment under
+// another, and each stays within its capacity.
+func TestCachesConcurrent(t *testing.T) {
+	nets, uas := newNetCache(64), newUACache(64)
+	for _, c := range []struct {
+		name string
+		get  func(n int) (frag, bool)
+		set  func(n int, f frag)
+		len  func() int
+	}{
+		{"network",
+			func(n int) (frag, bool) { return nets.get(netKey{hi: uint64(n), bits: 24 | 1<<8}) },
+			func(n int, f frag) { nets.set(netKey{hi: uint64(n), bits: 24 | 1<<8}, f) },
+			nets.len},
+		{"user agent",
+			func(n int) (frag, bool) { return uas.get([]byte("ua/" + strconv.Itoa(n))) },
+			func(n int, f frag) { uas.set([]byte("ua/"+strconv.Itoa(n)), f) },
+			uas.len},
+	} {
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 20000; i++ {
+					n := (i*7 + g) % 300
+					if v, ok := c.get(n); ok {
+						if v.json != strconv.Itoa(n) {
+							t.Errorf("%s cache, key %d: got %q", c.name, n, v.json)
+							return
+						}
+						continue
+					}
+					c.set(n, frag{json: strconv.Itoa(n)})
+				}
+			}()
+		}
+		wg.Wait()
+		if n := c.len(); n > 64 {
+			t.Errorf("%s cache: %d entries, capacity 64", c.name, n)
 		}
 	}
 }
 
-// TestNetCacheConcurrent: readers and writers at once (run with -race)
-// never see one block's fragment under another, and the cache stays
-// within its capacity.
-func TestNetCacheConcurrent(t *testing.T) {
-	c := newNetCache(64)
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20000; i++ {
-				n := (i*7 + g) % 300
-				k := netKey{hi: uint64(n), bits: 24 | 1<<8}
-				if v, ok := c.get(k); ok {
-					if v.json != strconv.Itoa(n) {
-						t.Errorf("block %d: got %q", n, v.json)
-						return
-					}
-					continue
-				}
-				c.set(k, frag{json: strconv.Itoa(n)})
-			}
-		}()
+// blockKeyPrefix is blockKey by netip.Addr.Prefix.
+func blockKeyPrefix(a netip.Addr, b int) netKey {
+	p, _ := a.Prefix(b)
+	x := p.Addr().As16()
+	k := netKey{hi: binary.BigEndian.Uint64(x[:8]), lo: binary.BigEndian.Uint64(x[8:]), bits: uint64(b)}
+	if a.Is4() {
+		k.bits |= 1 << 8
 	}
-	wg.Wait()
-	if n := c.len(); n > 64 {
-		t.Errorf("%d entries, capacity 64", n)
-	}
+	return k
 }
 
 // TestBlockKeyMatchesPrefix: blockKey is netip's Prefix, for every block

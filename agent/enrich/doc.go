@@ -115,18 +115,17 @@
 // The caches map a key to an immutable, already rendered JSON fragment,
 // so a hit is one lookup and one append. The network cache and the
 // user-agent cache, which every line reads (from the harvester and the
-// parse workers at once), are set-associative arrays of immutable
-// entries read with atomic loads and no lock: the network cache four ways
-// a set, its four tags and four pointers in one cache line, so that a
-// probe loads one line and follows a pointer only when a tag matches (see
-// netCache); the user-agent cache two ways, each entry keeping its key's
-// hash (see uaCache). An insertion moves its set's ways down by one and
-// drops the last, so they are bounded by construction, and a flood of
-// unique user agents only costs its own parse per line: it evicts, it
-// cannot grow the heap. A hit in the second half of a set moves the entry
-// to the front, so an entry seen between insertions into its set stays.
-// UA entries hold at most 512 bytes of key, so their memory is bounded by
-// capacity × (512 + fragment); the typical size per entry is measured by
+// parse workers at once), are one mechanism (setCache): a four-way
+// set-associative array of immutable entries read with atomic loads and
+// no lock, each set's four tags and four pointers in one cache line, so
+// that a probe loads one line and follows a pointer only when a tag
+// matches. An insertion moves its set's ways down by one and drops the
+// last, so they are bounded by construction, and a flood of unique user
+// agents only costs its own parse per line: it evicts, it cannot grow the
+// heap. A hit in the second half of a set moves the entry to the front,
+// so an entry seen between insertions into its set stays. UA entries hold
+// at most 512 bytes of key, so their memory is bounded by capacity × (512
+// + fragment); the typical size per entry is measured by
 // BenchmarkUACacheMemory. The geo record cache, read only when the
 // network cache misses, is fully associative, since its miss costs a
 // decode: 16 shards by the key's hash, each a map under its own mutex and

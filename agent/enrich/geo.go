@@ -258,12 +258,6 @@ func public(a netip.Addr) bool {
 	return true
 }
 
-// publicNetip is public as netip's methods tell it, for the test.
-func publicNetip(a netip.Addr) bool {
-	return a.IsValid() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
-		!a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() && !a.IsLinkLocalMulticast()
-}
-
 // generation is one pair of open databases and the geo caches filled
 // from them. It is replaced whole on reload; the old one's mappings are
 // released by a cleanup on its Readers when the last line using it is

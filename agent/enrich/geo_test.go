@@ -162,6 +162,12 @@ func TestCheckDBCorrupt(t *testing.T) {
 	}
 }
 
+// publicNetip is public as netip's methods tell it.
+func publicNetip(a netip.Addr) bool {
+	return a.IsValid() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
+		!a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() && !a.IsLinkLocalMulticast()
+}
+
 // TestPublicMatchesNetip: public is netip's seven predicates, for the
 // edges of every range they name (each side of each boundary, mapped to
 // IPv6 too, with a zone) and a million random addresses of each family.
