@@ -265,15 +265,20 @@ func (e *env) reopen() {
 // write appends lines [from, to) through the writer's descriptor.
 func (e *env) write(from, to int) {
 	e.t.Helper()
+	for from < to { // in pieces of about 64 KiB, as a logger writes
+		n := min(to, from+500)
+		e.mustWrite(lines(from, n))
+		from = n
+	}
+}
+
+// lines returns lines from to to (exclusive), each with its newline.
+func lines(from, to int) []byte {
 	var b bytes.Buffer
 	for i := from; i < to; i++ {
 		b.WriteString(line(i))
-		if b.Len() > 64<<10 {
-			e.mustWrite(b.Bytes())
-			b.Reset()
-		}
 	}
-	e.mustWrite(b.Bytes())
+	return b.Bytes()
 }
 
 func (e *env) mustWrite(p []byte) {
@@ -675,12 +680,8 @@ func TestCopytruncateAgainWhileHandlingOne(t *testing.T) {
 			if err == nil {
 				err = os.Truncate(e.log, 0)
 			}
-			var c bytes.Buffer
-			for i := 2000; i < 3000; i++ {
-				c.WriteString(line(i))
-			}
 			if err == nil {
-				_, err = e.w.Write(c.Bytes())
+				_, err = e.w.Write(lines(2000, 3000))
 			}
 			hookErr = err
 		})
@@ -698,18 +699,15 @@ func TestCopytruncateAgainWhileHandlingOne(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "access.log.1"), a, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	for i := 1000; i < 2000; i++ {
-		b.WriteString(line(i))
-	}
-	if b.Len() <= len(a) {
-		t.Fatalf("generation B (%d bytes) is not longer than A (%d)", b.Len(), len(a))
+	b := lines(1000, 2000)
+	if len(b) <= len(a) {
+		t.Fatalf("generation B (%d bytes) is not longer than A (%d)", len(b), len(a))
 	}
 	f, err := os.OpenFile(e.log, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(b.Bytes(), 0); err != nil {
+	if _, err := f.WriteAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
