@@ -8,7 +8,7 @@ TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS):$(PATH)
 export NGINX_SHIPPER_TOOLS := $(TOOLS)
 
-.PHONY: help build test test-unit test-e2e demo lint bench fuzz deps clean
+.PHONY: help build test bench-smoke test-unit test-e2e demo lint bench fuzz deps clean
 
 help:
 	@echo "make build      bin/nginx-shipper"
@@ -33,7 +33,15 @@ lint:
 
 test: deps lint build
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	$(MAKE) bench-smoke
 	$(MAKE) package-test
+
+# bench-smoke runs every Go benchmark once (-benchtime 1x), so that one
+# that fails (several assert what they measure: a cache's bound, no
+# allocation per line) fails the tests, as BenchmarkUACacheMemory did
+# unseen for a day. It measures nothing.
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 10m ./...
 
 test-unit:
 	$(GO) test -race -shuffle=on -short ./...
