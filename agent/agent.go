@@ -257,6 +257,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.sendCtx = sendCtx
 	a.pool = startParsePool(a) // parallel.go
 	defer a.pool.stop()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.watchStale(ctx)
+	}()
 	go func() {
 		<-ctx.Done()
 		t := time.NewTimer(sendGrace)
@@ -356,10 +361,9 @@ func (a *Agent) consider(ctx context.Context, in *input, path string, initial, r
 	k := fileKey{Dev: uint64(st.Dev), Ino: st.Ino}
 	size := st.Size
 	a.mu.Lock()
-	busyH, busy := a.open[k]
+	_, busy := a.open[k]
 	if busy {
 		a.mu.Unlock()
-		a.noteGeneration(busyH, path, k)
 		return
 	}
 	if a.openingKeys[k] {
@@ -789,34 +793,77 @@ func (a *Agent) logParseError(in *input, path string, off int64, err error) {
 	}
 }
 
-// noteGeneration: path is being read by h. If h has not looked at its file
-// for a while (it is blocked on backpressure), note the file's current
-// content as a generation, in case it is truncated again before h wakes.
-func (a *Agent) noteGeneration(h *harvester, path string, k fileKey) {
-	stale := 2 * max(a.cfg.PollInterval.Duration, a.cfg.ScanInterval.Duration, time.Second)
-	if h.sinceCheck() < stale {
-		return
+// watchStale notes, every poll_interval, the generations of the files whose
+// readers have not looked at them for twice that (harvester.lookedAt): a
+// reader behind slow sinks waits for room in flight, or hands on what it
+// read a batch at a time, without looking at its file, and a busy file can
+// be truncated more than once meanwhile. A reader at the end of its file
+// looks every poll_interval, and one reading looks at every read, so only
+// readers held up by the sinks are watched. Before, the scan noted
+// generations only for a reader that had not checked its file for 2 s,
+// and a generation that came and went in less while its reader handed on
+// a backlog was lost whole (TestCopytruncateTwiceWhileBlocked,
+// TestCopytruncateUnderLoad).
+func (a *Agent) watchStale(ctx context.Context) {
+	every := a.cfg.PollInterval.Duration
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var hs []*harvester
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stale := time.Now().UnixNano() - 2*int64(every)
+		hs = hs[:0]
+		a.mu.Lock()
+		for _, h := range a.open {
+			if h.lookedAt.Load() < stale {
+				hs = append(hs, h)
+			}
+		}
+		a.mu.Unlock()
+		for _, h := range hs {
+			a.noteGeneration(h)
+		}
+		clear(hs)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return
+}
+
+// noteGeneration notes the content h's file holds now as a generation if it
+// is not the content h's entry is reading. It reads the file through h's
+// descriptor (the same inode whatever its path names now; a descriptor
+// closed meanwhile fails the read, and nothing is noted).
+func (a *Agent) noteGeneration(h *harvester) {
+	fi, err := h.f.Stat()
+	if err != nil || fi.Size() < fingerprintLen {
+		return // a generation's copy is found by its first KiB
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || keyOf(fi) != k || fi.Size() < fingerprintLen {
-		return
-	}
-	fp, n, err := fingerprint(f, fi.Size())
+	fp, n, err := fingerprint(h.f, fi.Size())
 	if err != nil || n != fingerprintLen {
 		return
 	}
 	a.reg.mu.Lock()
-	e := a.reg.entries[k]
-	same := e != nil && (e.FP == fp || e.FPLen < fingerprintLen) // a short fingerprint cannot tell
-	a.reg.mu.Unlock()
-	if !same {
-		h.noteGen(fp)
+	e := a.reg.entries[h.key]
+	var efp string
+	efpLen := 0
+	if e != nil {
+		efp, efpLen = e.FP, e.FPLen
 	}
+	a.reg.mu.Unlock()
+	if e == nil || fp == efp {
+		return
+	}
+	if efpLen < fingerprintLen {
+		// The entry's generation was shorter than a KiB when it was
+		// fingerprinted: the file still holds it if it starts with the
+		// same bytes.
+		if short, n, err := fingerprint(h.f, int64(efpLen)); err != nil || n != efpLen || short == efp {
+			return
+		}
+	}
+	h.noteGen(fp)
 }
 
 // findCopy looks, after a truncation, for the copy logrotate made of the

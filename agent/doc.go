@@ -34,9 +34,11 @@
 // copy (logrotate copytruncate) and is read from the original's checkpoint;
 // when a harvester sees its file truncated, it looks for that copy in the
 // directory and reads from it the lines it had not read yet. A harvester
-// blocked on backpressure does not check its file; once it has not for
-// twice max(scan_interval, poll_interval, 1s), each scan fingerprints the
-// content at its path and notes every new generation, and at the truncation
+// held up by the sinks (waiting for room in flight, or handing on what it
+// read a batch at a time) does not look at its file; the agent's watcher
+// (watchStale) fingerprints, every poll_interval, the file of each
+// harvester that has not looked for twice that, through its descriptor,
+// and notes every new generation, and at the truncation
 // the copies of those are read whole too (the file was truncated more than
 // once while the harvester was blocked). Handling a truncation can itself
 // block (its flush waits for room in flight): the harvester takes the head

@@ -93,15 +93,19 @@ type harvester struct {
 	head    head      // the file's first bytes, as covered by its fingerprint
 	scratch []byte    // for reading them again
 
-	// checkedAt (unix ns) is when check last ran; the scan reads it too.
-	// A reader blocked on backpressure does not check; meanwhile the scan
-	// notes each new content (generation) it sees at the reader's path in
-	// gens, so that if the file is truncated more than once before the
-	// reader wakes, the copies of the generations it never saw are read
-	// too.
+	// checkedAt (unix ns) is when check last ran.
 	checkedAt atomic.Int64
-	genMu     sync.Mutex
-	gens      []string // fingerprints (full length), oldest first
+	// lookedAt (unix ns) is when the reader last compared its file's
+	// head (a read, check). A reader behind slow sinks does not look at
+	// its file for long (it waits for room in flight, or hands on the
+	// lines it read, a batch at a time); meanwhile the agent's watcher
+	// (watchStale) notes each new content (generation) the file holds in
+	// gens, so that if the file is truncated more than once before the
+	// reader looks, the copies of the generations it never saw are read
+	// too.
+	lookedAt atomic.Int64
+	genMu    sync.Mutex
+	gens     []string // fingerprints (full length), oldest first
 
 	par *parState // jobs handed to the parse workers (parallel.go); nil until the first
 
@@ -258,6 +262,7 @@ func (h *harvester) run(ctx context.Context) {
 	}
 	poll := minPoll
 	h.lastGrowth = time.Now()
+	h.lookedAt.Store(h.lastGrowth.UnixNano())
 	h.slotAt = time.Now()
 	for {
 		n, err := h.readOnce(ctx)
@@ -471,7 +476,9 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	// would be new lines cut at an old offset. The head of the file tells
 	// (one pread of at most 1 KiB per chunk); the chunk is then dropped and
 	// the lines it should have held are read from logrotate's copy.
-	if !h.headSame() {
+	same := h.headSame()
+	h.lookedAt.Store(time.Now().UnixNano())
+	if !same {
 		return 0, errContentChanged
 	}
 	h.headAt = at + int64(n) // the head was the same with the file this long (check)
@@ -781,6 +788,7 @@ func (fl *flight) seal() {
 func (h *harvester) check(ctx context.Context) bool {
 	now := time.Now()
 	h.checkedAt.Store(now.UnixNano())
+	h.lookedAt.Store(now.UnixNano())
 	end := h.end()
 	var size int64
 	var mod time.Time

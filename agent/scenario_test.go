@@ -607,17 +607,23 @@ func TestCopytruncate(t *testing.T) {
 // on the in-flight budget across two copytruncate rotations (an hourly
 // logrotate and a two-hour outage). The middle generation was never read
 // from the live file; it is in access.log.1 when the reader wakes, and must
-// be read from there, like the first one from access.log.2.
+// be read from there, like the first one from access.log.2. The scan runs
+// hourly here: the blocked reader's file is watched every poll_interval
+// whatever scan_interval is (watchStale). The scan used to note the
+// generations, once the reader had not checked its file for 2 s; a
+// generation that came and went faster was lost whole
+// (TestCopytruncateUnderLoad, in CI).
 func TestCopytruncateTwiceWhileBlocked(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.MaxInFlightBytes = 64 << 10
+	e.cfg.ScanInterval.Duration = time.Hour
 	e.sinks[0].hold = true
 	e.write(0, 3000) // generation A
 	e.start()
 	e.waitFor("reader blocked on the budget", func() bool { return e.a.budget.inUse() > (64<<10)/2 })
 	e.copytruncate("access.log.1")
 	e.write(3000, 4000) // generation B, only ever in the live file while the reader is blocked
-	e.waitFor("the scan noted generation B", func() bool {
+	e.waitFor("the watcher noted generation B", func() bool {
 		e.a.mu.Lock()
 		defer e.a.mu.Unlock()
 		for _, h := range e.a.open {
