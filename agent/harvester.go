@@ -189,6 +189,7 @@ func (h *harvester) takeGens() []string {
 // kept the hash is a chance of 2^-64 per read.
 type head struct {
 	loaded bool
+	gone   bool // the file was shorter than the fingerprint when loaded: truncated since
 	n      int
 	sum    uint64
 }
@@ -207,6 +208,12 @@ func (h *harvester) loadHead() {
 	b := h.headBuf(n)
 	if m, _ := h.f.ReadAt(b, 0); m == n {
 		h.head.n, h.head.sum = n, maphash.Bytes(headSeed, b)
+	} else {
+		// The fingerprint covered n bytes the file no longer has: it
+		// was truncated between the two reads. Remembering nothing would
+		// make every later compare pass, and a file that grew again
+		// past the offset would be read on from it, mid-line.
+		h.head.gone = true
 	}
 }
 
@@ -219,6 +226,9 @@ func (h *harvester) headBuf(n int) []byte {
 
 // headSame reports whether the file still starts with h.head.
 func (h *harvester) headSame() bool {
+	if h.head.gone {
+		return false
+	}
 	if h.head.n == 0 {
 		return true
 	}

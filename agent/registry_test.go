@@ -217,3 +217,47 @@ type countingWriter struct {
 }
 
 func (w *countingWriter) Write(b []byte) (int, error) { w.writes++; return w.Buffer.Write(b) }
+
+// TestHeadTruncatedBetweenReads: the fingerprint covered bytes the file no
+// longer holds when the reader loads its head (truncated between the two
+// reads). The head must not compare equal with whatever the file holds
+// later: that would let the reader go on at its old offset in new content.
+func TestHeadTruncatedBetweenReads(t *testing.T) {
+	dir := t.TempDir()
+	r, _, err := OpenRegistry(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "access.log")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("a line\n"), 300), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fp, n, err := fingerprint(f, 2100)
+	if err != nil || n != fingerprintLen {
+		t.Fatalf("fingerprint: %d %v", n, err)
+	}
+	e := &entry{Path: path, FP: fp, FPLen: n}
+	r.put(e)
+	h := &harvester{a: &Agent{reg: r}, e: e, f: f, fd: -1}
+
+	h.loadHead()
+	if !h.headSame() {
+		t.Fatal("head of an unchanged file compares different")
+	}
+
+	if err := os.Truncate(path, 100); err != nil { // between fingerprint and head
+		t.Fatal(err)
+	}
+	h.loadHead()
+	if err := os.WriteFile(path, bytes.Repeat([]byte("new content\n"), 300), 0o644); err != nil {
+		t.Fatal(err) // grown again, past the fingerprint
+	}
+	if h.headSame() {
+		t.Fatal("head loaded from a truncated file compares equal with new content")
+	}
+}
