@@ -130,13 +130,13 @@ func copytruncateUnderLoad(t *testing.T, lag time.Duration) {
 	w := e.startWriter(40)
 	type window struct{ from, to int }
 	var windows []window
-	for r := 1; r <= 3; r++ {
+	for r := 1; r <= 9; r++ {
 		w.waitWritten(r * 10000)
 		from := int(w.next.Load())
 		e.copytruncate("access.log." + string(rune('0'+r)))
 		windows = append(windows, window{from, int(w.next.Load()) + 40})
 	}
-	w.waitWritten(35000)
+	w.waitWritten(95000)
 	n := w.halt()
 	inWindow := func(seq int) bool {
 		for _, win := range windows {
