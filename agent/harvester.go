@@ -93,10 +93,9 @@ type harvester struct {
 	head    head      // the file's first bytes, as covered by its fingerprint
 	scratch []byte    // for reading them again
 
-	// checkedAt (unix ns) is when check last ran.
-	checkedAt atomic.Int64
-	// lookedAt (unix ns) is when the reader last compared its file's
-	// head (a read, check). A reader behind slow sinks does not look at
+	checkedAt time.Time // when check last ran (the harvester's goroutine alone)
+	// lookedAt (unix ns) is when the reader last looked at its file
+	// (each read compares its head; check stats it). A reader behind slow sinks does not look at
 	// its file for long (it waits for room in flight, or hands on the
 	// lines it read, a batch at a time); meanwhile the agent's watcher
 	// (watchStale) notes each new content (generation) the file holds in
@@ -154,7 +153,7 @@ func (h *harvester) letGo(ctx context.Context) bool {
 
 // sinceCheck is how long ago check last ran.
 func (h *harvester) sinceCheck() time.Duration {
-	return time.Since(time.Unix(0, h.checkedAt.Load()))
+	return time.Since(h.checkedAt)
 }
 
 // maxGens bounds the generations noted for a blocked reader.
@@ -797,7 +796,7 @@ func (fl *flight) seal() {
 // and deletion.
 func (h *harvester) check(ctx context.Context) bool {
 	now := time.Now()
-	h.checkedAt.Store(now.UnixNano())
+	h.checkedAt = now
 	h.lookedAt.Store(now.UnixNano())
 	end := h.end()
 	var size int64
